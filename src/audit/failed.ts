@@ -1,0 +1,46 @@
+// The failed file (SPEC §4): one JSON line per user that could not be delivered, created only when
+// the first such user appears. `yotpo-insider retry` reads it back.
+
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { dirname } from 'node:path';
+import type { InsiderUser } from '../mapping/transform.js';
+import { redact } from '../redact.js';
+
+export interface FailedRecord {
+  user: InsiderUser;
+  error: string;
+  status: number | null;
+  attempts: number;
+}
+
+export class JsonlWriter<T> {
+  private stream: WriteStream | undefined;
+  count = 0;
+
+  constructor(readonly path: string) {}
+
+  write(record: T): void {
+    if (!this.stream) {
+      mkdirSync(dirname(this.path), { recursive: true });
+      this.stream = createWriteStream(this.path, { flags: 'a', mode: 0o600 });
+    }
+    this.count++;
+    // One redaction pass over the line: an error text may quote a URL or a response.
+    this.stream.write(`${redact(JSON.stringify(record))}\n`);
+  }
+
+  /** The path if anything was written, else null. */
+  get writtenPath(): string | null {
+    return this.stream ? this.path : null;
+  }
+
+  async close(): Promise<void> {
+    if (!this.stream) return;
+    const stream = this.stream;
+    stream.end();
+    await once(stream, 'close');
+  }
+}
+
+export type FailedFile = JsonlWriter<FailedRecord>;

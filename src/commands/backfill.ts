@@ -1,0 +1,299 @@
+// `yotpo-insider backfill`: Yotpo loyalty customers and review aggregates → Insider users.
+//
+// Reviews are paged (several pages in flight) into compact per-reviewer aggregates while loyalty
+// pages are fetched into a disk spill; once the aggregates are complete, loyalty users are sent,
+// each once with its review attributes, then the reviewers who are not loyalty customers.
+
+import { resolve } from 'node:path';
+import { loadConfig } from '../config.js';
+import { InterruptedError, UsageError, type ApiName } from '../errors.js';
+import { ReviewAggregator } from '../mapping/review-aggregates.js';
+import {
+  mapAttributes,
+  normaliseEmail,
+  toInsiderUser,
+  type FieldWarnings,
+  type FlatAttributes,
+} from '../mapping/transform.js';
+import { toEpochMs } from '../mapping/values.js';
+import { PageTracker, readJsonState, writeJsonState } from '../pipeline/checkpoint.js';
+import { Delivery } from '../pipeline/delivery.js';
+import { Reporter, type Io } from '../pipeline/report.js';
+import { COMMON_DEFAULTS, failedFileFor, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
+import { holdUntil, prefetch } from '../pipeline/streams.js';
+import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
+import { allCustomerPages, recentCustomerPages, type LoyaltyPage } from '../yotpo/loyalty.js';
+import { ReviewsApi, reviewPages } from '../yotpo/reviews.js';
+
+export interface BackfillOptions extends CommonOptions {
+  since?: string;
+  limit?: number;
+  reviews: boolean;
+  loyalty: boolean;
+  fresh: boolean;
+  loyaltyRps: number;
+  reviewsRps: number;
+  birthdayPlaceholderYear?: number;
+  loyaltyEndpoint: 'recent' | 'all';
+  /** Review pages requested at once (and loyalty pages, with the `all` listing). */
+  pagesInFlight: number;
+}
+
+export const BACKFILL_DEFAULTS: BackfillOptions = {
+  ...COMMON_DEFAULTS,
+  reviews: true,
+  loyalty: true,
+  fresh: false,
+  loyaltyRps: 5,
+  reviewsRps: 20,
+  loyaltyEndpoint: 'recent',
+  pagesInFlight: 8,
+};
+
+/** The backfill part of the state file. */
+interface BackfillState {
+  version: 1;
+  phase: 'loyalty' | 'reviewers' | 'done';
+  endpoint: 'recent' | 'all';
+  /** Where the loyalty listing resumes: the cursor (recent) or page number (all) after the last confirmed page. */
+  cursor: string | null;
+  pages_confirmed: number;
+  /** Reviewer-only users confirmed, in the aggregator's order. */
+  reviewers_confirmed: number;
+  updated_at: string;
+}
+
+interface StateFile {
+  backfill?: BackfillState;
+  [other: string]: unknown;
+}
+
+type Tag = { page: number } | { reviewer: number };
+
+export async function runBackfill(
+  partial: Partial<BackfillOptions>,
+  io: Io,
+  control: RunControl = {},
+): Promise<RunSummary> {
+  const options: BackfillOptions = { ...BACKFILL_DEFAULTS, ...partial };
+  const startedAt = Date.now();
+  const reporter = new Reporter(io, { quiet: options.quiet, verbose: options.verbose });
+  const summary = newSummary('backfill', options.dryRun);
+  if (!options.loyalty && !options.reviews) throw new UsageError('--no-loyalty and --no-reviews leave nothing to backfill');
+  const sinceMs = options.since === undefined ? undefined : toEpochMs(options.since);
+  if (options.since !== undefined && sinceMs === undefined) {
+    throw new UsageError(`--since ${options.since} is not a date (use e.g. 2026-01-31 or 2026-01-31T12:00:00Z)`);
+  }
+
+  const needs: ApiName[] = [];
+  if (options.loyalty) needs.push('loyalty');
+  if (options.reviews) needs.push('reviews');
+  if (!options.dryRun) needs.push('insider');
+  const config = loadConfig(needs, io);
+
+  const clients = makeClients(
+    config,
+    options,
+    { ...(options.loyalty ? { loyalty: options.loyaltyRps } : {}), ...(options.reviews ? { reviews: options.reviewsRps } : {}) },
+    reporter,
+  );
+  const statePath = resolve(io.cwd, options.state);
+  summary.state_file = options.dryRun ? null : statePath;
+  const failedFile = failedFileFor(options, io, new Date(startedAt));
+  const warnings: FieldWarnings = new Map();
+
+  // Resume: a saved, unfinished backfill of the same listing continues where it was confirmed.
+  const stateFile: StateFile = (options.dryRun ? undefined : readJsonState<StateFile>(statePath)) ?? {};
+  let state = stateFile.backfill;
+  if (options.fresh || !state || state.phase === 'done' || state.endpoint !== options.loyaltyEndpoint) state = undefined;
+  if (state) {
+    summary.resumed = true;
+    reporter.info(
+      `resuming the backfill saved in ${statePath}: ${state.pages_confirmed} loyalty page(s) and ${state.reviewers_confirmed} reviewer(s) already confirmed (--fresh starts over)`,
+    );
+  }
+  const saved: BackfillState = state ?? {
+    version: 1,
+    phase: options.loyalty ? 'loyalty' : 'reviewers',
+    endpoint: options.loyaltyEndpoint,
+    cursor: null,
+    pages_confirmed: 0,
+    reviewers_confirmed: 0,
+    updated_at: new Date().toISOString(),
+  };
+  const saveState = () => {
+    if (options.dryRun) return;
+    saved.updated_at = new Date().toISOString();
+    writeJsonState(statePath, { ...stateFile, backfill: saved });
+  };
+
+  if (options.dryRun) reporter.info('dry run: Yotpo is read and every user is built, batched and checked; nothing is sent to Insider');
+
+  const aggregator = options.reviews ? new ReviewAggregator() : undefined;
+  let reviewPagesRead = 0;
+  let reviewsRead = 0;
+  const reviewsApi = clients.reviews && config.reviews ? new ReviewsApi(clients.reviews, config.reviews) : undefined;
+  const reviewsDone: Promise<void> = (async () => {
+    if (!aggregator || !reviewsApi) return;
+    for await (const page of reviewPages(reviewsApi, options.pagesInFlight)) {
+      if (control.signal?.aborted) throw new InterruptedError();
+      reviewPagesRead++;
+      reviewsRead += page.reviews.length;
+      for (const review of page.reviews) aggregator.add(review);
+      reporter.progress(() => `reviews: ${reviewPagesRead} pages, ${reviewsRead.toLocaleString('en-US')} reviews read`);
+    }
+  })();
+  reviewsDone.catch(() => undefined); // observed where it is awaited
+
+  const tracker = new PageTracker(saved.pages_confirmed + 1);
+  const reviewersAlreadyConfirmed = saved.reviewers_confirmed;
+  const reviewerOutcomes = new Map<number, boolean>();
+  let lastSave = 0;
+  const saveSoon = () => {
+    if (Date.now() - lastSave < 1000) return;
+    lastSave = Date.now();
+    saveState();
+  };
+
+  const delivery = new Delivery<Tag>({
+    ...(clients.insider ? { insider: clients.insider } : {}),
+    concurrency: options.concurrency,
+    batchSize: options.batchSize,
+    skipHook: !options.triggerJourneys,
+    failedFile,
+    onOutcome: (item, outcome) => {
+      if (outcome.status === 'succeeded') summary.users.succeeded++;
+      else if (outcome.status === 'failed') summary.users.failed++;
+      // A user written to the failed file is settled too: `retry` re-sends it, a resume must not.
+      const tag = item.tag;
+      if ('page' in tag) {
+        if (tracker.settleUser(tag.page) && tracker.confirmed) {
+          saved.cursor = tracker.confirmed.resumeAfter;
+          saved.pages_confirmed = tracker.confirmed.seq;
+          saveSoon();
+        }
+      } else {
+        reviewerOutcomes.set(tag.reviewer, true);
+        while (reviewerOutcomes.has(saved.reviewers_confirmed)) {
+          reviewerOutcomes.delete(saved.reviewers_confirmed);
+          saved.reviewers_confirmed++;
+        }
+        saveSoon();
+      }
+    },
+  });
+
+  const send = async (email: string, flat: FlatAttributes, tag: Tag) => {
+    summary.users.sent++;
+    await delivery.add(toInsiderUser(email, flat), tag);
+  };
+  const skip = (reason: string) => {
+    summary.users.skipped++;
+    addReason(summary.skipped_reasons, reason);
+  };
+  const limitReached = () => options.limit !== undefined && summary.users.read >= options.limit;
+  const stopRequested = () => control.signal?.aborted === true;
+  const transformOptions = options.birthdayPlaceholderYear ? { placeholderYear: options.birthdayPlaceholderYear } : {};
+
+  let error: unknown;
+  try {
+    // Phase 1: loyalty customers, held on disk until the review aggregates are complete.
+    if (saved.phase === 'loyalty' && clients.loyalty) {
+      const loyaltyClient = clients.loyalty;
+      const listing =
+        options.loyaltyEndpoint === 'all'
+          ? allCustomerPages(loyaltyClient, options.pagesInFlight, saved.cursor ? Number(saved.cursor) : 1)
+          : recentCustomerPages(loyaltyClient, saved.cursor);
+      const pages = holdUntil<LoyaltyPage>(prefetch(listing, 2), reviewsDone);
+      let finished = true;
+      for await (const page of pages) {
+        const seq = saved.pages_confirmed + page.seq;
+        for (const customer of page.customers) {
+          if (limitReached()) break;
+          summary.users.read++;
+          const record = (customer ?? {}) as Record<string, unknown>;
+          const email = normaliseEmail(record.email);
+          if (!email) {
+            skip(typeof record.email === 'string' && record.email.trim() !== '' ? 'invalid email' : 'no email');
+            continue;
+          }
+          const reviewAttributes = aggregator?.attributesFor(email);
+          aggregator?.markMatched(email);
+          if (sinceMs !== undefined && !updatedSince(record, sinceMs) && !(aggregator && aggregator.lastUpdatedMs(email) >= sinceMs)) {
+            skip('not updated since --since');
+            continue;
+          }
+          tracker.addUser(seq);
+          await send(email, mapAttributes([customer], reviewAttributes, transformOptions, warnings), { page: seq });
+        }
+        if (tracker.pageRead(seq, page.nextCursor) && tracker.confirmed) {
+          saved.cursor = tracker.confirmed.resumeAfter;
+          saved.pages_confirmed = tracker.confirmed.seq;
+          saveSoon();
+        }
+        reporter.progress(() => `loyalty: ${seq} pages, users ${summary.users.read.toLocaleString('en-US')} read, ${summary.users.sent.toLocaleString('en-US')} sent, ${summary.users.succeeded.toLocaleString('en-US')} ok, ${summary.users.failed.toLocaleString('en-US')} failed`);
+        if (limitReached() || stopRequested() || delivery.fatal) {
+          finished = false;
+          break;
+        }
+      }
+      if (finished) {
+        await delivery.finish();
+        saved.phase = 'reviewers';
+        saved.cursor = null;
+        saveState();
+      }
+    }
+    await reviewsDone;
+    if (stopRequested()) throw new InterruptedError();
+    if (delivery.fatal) throw delivery.fatal;
+
+    // Phase 2: reviewers who are not loyalty customers, with their review attributes alone.
+    if (saved.phase === 'reviewers' && aggregator && !limitReached()) {
+      let index = 0;
+      for (const email of aggregator.unmatched()) {
+        if (stopRequested() || delivery.fatal) break;
+        if (aggregator.includedCount(email) === 0) continue;
+        if (sinceMs !== undefined && aggregator.lastUpdatedMs(email) < sinceMs) continue;
+        const position = index++;
+        // On a resume the first reviewers_confirmed were delivered by the earlier run.
+        if (position < reviewersAlreadyConfirmed) continue;
+        if (limitReached()) break;
+        summary.users.read++;
+        await send(email, aggregator.attributesFor(email), { reviewer: position });
+      }
+    }
+    await delivery.finish();
+    if (stopRequested()) throw new InterruptedError();
+    if (!limitReached()) saved.phase = 'done';
+  } catch (caught) {
+    error = caught;
+    // Let requests in flight finish (bounded) so their outcomes are recorded before the state is saved.
+    await Promise.race([delivery.settle(), new Promise((r) => setTimeout(r, 10_000).unref())]);
+  }
+  error ??= delivery.fatal;
+  saveState();
+  await failedFile.close();
+
+  if (aggregator) {
+    summary.reviews = {
+      read: reviewsRead,
+      included: aggregator.verdicts.included,
+      reviewers: aggregator.reviewers,
+      pages: reviewPagesRead,
+      duplicates: aggregator.verdicts.duplicate,
+      deleted: aggregator.verdicts.deleted,
+      without_email: aggregator.verdicts['no email'],
+    };
+  }
+  if (options.dryRun) summary.users.succeeded = 0;
+  summary.failed_file = failedFile.writtenPath;
+  summary.field_warnings = Object.fromEntries(warnings);
+  return finishRun(summary, error, clients.counters, startedAt, reporter, io, options, 'yotpo-insider backfill (same options, without --fresh)');
+}
+
+/** `--since` for a loyalty customer: its `updated_at` (or `last_seen_at`); unknown counts as updated. */
+function updatedSince(customer: Record<string, unknown>, sinceMs: number): boolean {
+  const updated = toEpochMs(customer.updated_at) ?? toEpochMs(customer.last_seen_at);
+  return updated === undefined || updated >= sinceMs;
+}

@@ -1,0 +1,151 @@
+// Value normalisation (MAPPING §2 "Decisions", §3 Dates). Pure functions: a value either becomes
+// the Insider type or is reported as a field warning, never sent with the wrong type.
+
+import type { ValueType } from './table.js';
+
+export type Scalar = string | number | boolean | string[];
+
+/** A value converted, absent (omit silently), or wrong (omit and count a warning). */
+export type Coerced = { ok: Scalar } | { absent: true } | { warning: string };
+
+const ABSENT: Coerced = { absent: true };
+
+/** MAPPING: "absent, null or an empty string" is omitted, never sent as null. */
+export function isAbsent(value: unknown): boolean {
+  return value === undefined || value === null || (typeof value === 'string' && value.trim() === '');
+}
+
+/** Reads `a.b.c` from a parsed JSON object; anything that is not an object along the way is a miss. */
+export function getPath(source: unknown, dottedPath: readonly string[]): unknown {
+  let current: unknown = source;
+  for (const key of dottedPath) {
+    if (current === null || typeof current !== 'object' || Array.isArray(current)) return undefined;
+    current = (current as Record<string, unknown>)[key];
+  }
+  return current;
+}
+
+const NUMERIC = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+export function toNumber(value: unknown): Coerced {
+  if (isAbsent(value)) return ABSENT;
+  if (typeof value === 'number') return Number.isFinite(value) ? { ok: value } : { warning: 'not a finite number' };
+  if (typeof value === 'string' && NUMERIC.test(value.trim())) return { ok: Number(value.trim()) };
+  return { warning: 'not a number' };
+}
+
+export function toText(value: unknown): Coerced {
+  if (isAbsent(value)) return ABSENT;
+  if (typeof value === 'string') return { ok: value.trim() };
+  // Real payloads send ids such as product.id and perk.campaign_id as numbers.
+  if (typeof value === 'number' && Number.isFinite(value)) return { ok: String(value) };
+  return { warning: 'not a string' };
+}
+
+export function toBoolean(value: unknown): Coerced {
+  if (isAbsent(value)) return ABSENT;
+  if (typeof value === 'boolean') return { ok: value };
+  if (typeof value === 'string') {
+    const lowered = value.trim().toLowerCase();
+    if (lowered === 'true') return { ok: true };
+    if (lowered === 'false') return { ok: false };
+  }
+  return { warning: 'not a boolean' };
+}
+
+export function toStringList(value: unknown): Coerced {
+  if (isAbsent(value)) return ABSENT;
+  if (!Array.isArray(value)) return { warning: 'not a list' };
+  const items = value.filter((item): item is string => typeof item === 'string' && item.trim() !== '');
+  if (items.length !== value.length) return { warning: 'not a list of strings' };
+  return items.length === 0 ? ABSENT : { ok: items.map((item) => item.trim()) };
+}
+
+const DATE_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?|UTC)?$/;
+
+function daysInMonth(year: number, month: number): number {
+  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+}
+
+function isRealDate(year: number, month: number, day: number): boolean {
+  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month);
+}
+
+/** RFC 3339 in UTC without fractional seconds: `2024-04-25T13:05:00Z`. */
+export function formatUtc(epochMs: number): string {
+  return new Date(epochMs).toISOString().slice(0, 19) + 'Z';
+}
+
+/**
+ * MAPPING §3: offsets converted to UTC, a zone-less timestamp taken as UTC, fractions dropped,
+ * a bare date at midnight UTC. Anything else is unparseable.
+ */
+export function toDate(value: unknown): Coerced {
+  if (isAbsent(value)) return ABSENT;
+  if (typeof value !== 'string') return { warning: 'not a date' };
+  const match = DATE_TIME.exec(value.trim());
+  if (!match) return { warning: 'unparseable date' };
+  const [, y, mo, d, h = '0', mi = '0', s = '0', zone] = match;
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h);
+  const minute = Number(mi);
+  const second = Number(s);
+  if (!isRealDate(year, month, day) || hour > 23 || minute > 59 || second > 59) return { warning: 'impossible date' };
+  let offsetMinutes = 0;
+  if (zone && zone !== 'Z' && zone !== 'z' && zone !== 'UTC') {
+    const sign = zone.startsWith('-') ? -1 : 1;
+    const digits = zone.slice(1).replace(':', '');
+    offsetMinutes = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2) || '0'));
+  }
+  const epochMs = Date.UTC(year, month - 1, day, hour, minute, second) - offsetMinutes * 60_000;
+  return { ok: formatUtc(epochMs) };
+}
+
+/** Parses a timestamp to epoch milliseconds (for ordering and windows), or undefined. */
+export function toEpochMs(value: unknown): number | undefined {
+  const coerced = toDate(value);
+  return 'ok' in coerced ? Date.parse(coerced.ok as string) : undefined;
+}
+
+function wholeNumber(value: unknown): number | undefined | 'bad' {
+  if (isAbsent(value)) return undefined;
+  const coerced = toNumber(value);
+  if (!('ok' in coerced)) return 'bad';
+  const n = coerced.ok as number;
+  return Number.isInteger(n) ? n : 'bad';
+}
+
+/**
+ * MAPPING §3: a date from year, month and day. A missing year is never invented: without the
+ * operator's placeholder year the value is omitted with a warning.
+ */
+export function toDateFromParts(year: unknown, month: unknown, day: unknown, placeholderYear?: number): Coerced {
+  const y = wholeNumber(year);
+  const m = wholeNumber(month);
+  const d = wholeNumber(day);
+  if (m === undefined && d === undefined && y === undefined) return ABSENT;
+  if (m === 'bad' || d === 'bad' || y === 'bad') return { warning: 'not a date' };
+  if (m === undefined || d === undefined) return { warning: 'incomplete date' };
+  const fullYear = y ?? placeholderYear;
+  if (fullYear === undefined) return { warning: 'no year' };
+  if (fullYear < 1 || fullYear > 9999 || !isRealDate(fullYear, m, d)) return { warning: 'impossible date' };
+  const pad = (n: number, width: number) => String(n).padStart(width, '0');
+  return { ok: `${pad(fullYear, 4)}-${pad(m, 2)}-${pad(d, 2)}T00:00:00Z` };
+}
+
+export const COERCE: Record<ValueType, (value: unknown) => Coerced> = {
+  string: toText,
+  number: toNumber,
+  boolean: toBoolean,
+  date: toDate,
+  'string[]': toStringList,
+};
+
+/** Rounds half away from zero to 2 decimals (MAPPING §4), immune to 1.005-style binary error. */
+export function round2(value: number): number {
+  const sign = value < 0 ? -1 : 1;
+  return (sign * Math.round(Math.abs(value) * 100 + 1e-9)) / 100;
+}

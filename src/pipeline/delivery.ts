@@ -1,0 +1,68 @@
+// The sink every command shares: users are batched, uploaded (or, in a dry run, only counted),
+// and each user's outcome is routed to the failed file, the audit CSV and the caller's bookkeeping.
+
+import type { JsonlWriter, FailedRecord } from '../audit/failed.js';
+import { Batcher, INSIDER_MAX_USERS, toBatchItem, type BatchItem } from '../insider/batcher.js';
+import type { InsiderUser } from '../mapping/transform.js';
+import type { ApiClient } from './http.js';
+import { Uploader, type Outcome } from './uploader.js';
+
+export interface DeliveryOptions<Tag> {
+  insider?: ApiClient;
+  concurrency: number;
+  batchSize: number;
+  skipHook: boolean;
+  failedFile: JsonlWriter<FailedRecord>;
+  /** Called once per user with its outcome, after the failed file has it. */
+  onOutcome: (item: BatchItem<Tag>, outcome: Outcome) => void;
+  maxBytes?: number;
+}
+
+export class Delivery<Tag> {
+  private readonly batcher: Batcher<Tag>;
+  private readonly uploader: Uploader<Tag>;
+  /** Users handed over so far. */
+  queued = 0;
+
+  constructor(private readonly options: DeliveryOptions<Tag>) {
+    this.batcher = new Batcher<Tag>(Math.min(options.batchSize, INSIDER_MAX_USERS), options.maxBytes);
+    this.uploader = new Uploader<Tag>({
+      ...(options.insider ? { client: options.insider } : {}),
+      concurrency: options.concurrency,
+      skipHook: options.skipHook,
+      ...(options.maxBytes ? { maxBytes: options.maxBytes } : {}),
+      onOutcome: (item, outcome) => {
+        if (outcome.status === 'failed') {
+          options.failedFile.write({ user: item.user, error: outcome.error, status: outcome.httpStatus, attempts: outcome.attempts });
+        }
+        options.onOutcome(item, outcome);
+      },
+    });
+  }
+
+  /** The error that stopped uploads (auth rejected, Insider unavailable), if any. */
+  get fatal(): Error | undefined {
+    return this.uploader.fatal;
+  }
+
+  /** Queues a user; waits when `concurrency` requests are already in flight. */
+  async add(user: InsiderUser, tag: Tag): Promise<void> {
+    if (this.uploader.fatal) throw this.uploader.fatal;
+    this.queued++;
+    const batch = this.batcher.add(toBatchItem(user, tag));
+    if (batch) await this.uploader.submit(batch);
+  }
+
+  /** Sends what is still batched and waits for every request in flight. */
+  async finish(): Promise<void> {
+    const batch = this.batcher.flush();
+    if (batch && !this.uploader.fatal) await this.uploader.submit(batch);
+    await this.uploader.drain();
+    if (this.uploader.fatal) throw this.uploader.fatal;
+  }
+
+  /** Waits for requests in flight without sending what is still batched (used when stopping). */
+  async settle(): Promise<void> {
+    await this.uploader.drain();
+  }
+}

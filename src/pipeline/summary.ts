@@ -1,0 +1,126 @@
+// The run summary (SPEC §5): one object that --json prints as is, and that is also printed
+// readably on stderr. Commands return it so tests can assert on it.
+
+import { EXIT, type ExitCode } from '../errors.js';
+import type { RequestCounters } from './http.js';
+
+export interface Tally {
+  read: number;
+  sent: number;
+  succeeded: number;
+  failed: number;
+  skipped: number;
+}
+
+export interface RunSummary {
+  command: 'backfill' | 'replay' | 'retry';
+  dry_run: boolean;
+  users: Tally;
+  events: Tally & { rejected: number };
+  requests: { yotpo: number; insider: number; retries: number; loyalty: number; reviews: number };
+  reviews: { read: number; included: number; reviewers: number; pages: number; duplicates: number; deleted: number; without_email: number } | null;
+  /** Why records were skipped, with counts (`no email`, `duplicate`, ...). */
+  skipped_reasons: Record<string, number>;
+  /** Why records were rejected (replay), with counts. */
+  rejected_reasons: Record<string, number>;
+  /** Fields omitted because their value did not fit the type, with counts. */
+  field_warnings: Record<string, number>;
+  /** Non-fatal notes for the operator (events older than 90 days, ...). */
+  warnings: string[];
+  duration_ms: number;
+  resumed: boolean;
+  /** Why the run stopped early, if it did. */
+  stopped: string | null;
+  exit_code: ExitCode;
+  failed_file: string | null;
+  rejects_file: string | null;
+  state_file: string | null;
+  audit_file: string | null;
+}
+
+export const emptyTally = (): Tally => ({ read: 0, sent: 0, succeeded: 0, failed: 0, skipped: 0 });
+
+export function newSummary(command: RunSummary['command'], dryRun: boolean): RunSummary {
+  return {
+    command,
+    dry_run: dryRun,
+    users: emptyTally(),
+    events: { ...emptyTally(), rejected: 0 },
+    requests: { yotpo: 0, insider: 0, retries: 0, loyalty: 0, reviews: 0 },
+    reviews: null,
+    skipped_reasons: {},
+    rejected_reasons: {},
+    field_warnings: {},
+    warnings: [],
+    duration_ms: 0,
+    resumed: false,
+    stopped: null,
+    exit_code: EXIT.ok,
+    failed_file: null,
+    rejects_file: null,
+    state_file: null,
+    audit_file: null,
+  };
+}
+
+export function addReason(reasons: Record<string, number>, reason: string, count = 1): void {
+  reasons[reason] = (reasons[reason] ?? 0) + count;
+}
+
+export function copyRequestCounters(summary: RunSummary, counters: RequestCounters): void {
+  const { loyalty, reviews, insider } = counters.requests;
+  summary.requests = { yotpo: loyalty + reviews, insider, retries: counters.retries, loyalty, reviews };
+}
+
+/** 0 when everything was delivered or skipped for a documented reason, 1 when anything failed. */
+export function outcomeExitCode(summary: RunSummary): ExitCode {
+  return summary.users.failed + summary.events.failed + summary.events.rejected > 0 ? EXIT.someFailed : EXIT.ok;
+}
+
+const n = (value: number) => value.toLocaleString('en-US');
+
+function reasons(record: Record<string, number>): string {
+  const entries = Object.entries(record);
+  return entries.length === 0 ? '' : ` (${entries.map(([reason, count]) => `${reason}: ${n(count)}`).join(', ')})`;
+}
+
+/** The summary as lines for a person. */
+export function formatSummary(summary: RunSummary): string[] {
+  const verb = summary.dry_run ? 'would send' : 'sent';
+  const lines = [`${summary.command}${summary.dry_run ? ' (dry run)' : ''} finished in ${(summary.duration_ms / 1000).toFixed(1)} s`];
+  const { users, events } = summary;
+  if (summary.command !== 'replay' || users.sent > 0) {
+    lines.push(
+      `  users:    ${n(users.read)} read, ${n(users.sent)} ${verb}, ${n(users.succeeded)} succeeded, ${n(users.failed)} failed, ${n(users.skipped)} skipped${reasons(summary.command === 'replay' ? {} : summary.skipped_reasons)}`,
+    );
+  }
+  if (summary.command === 'replay') {
+    lines.push(
+      `  events:   ${n(events.read)} read, ${n(events.sent)} ${verb}, ${n(events.succeeded)} succeeded, ${n(events.failed)} failed, ${n(events.skipped)} skipped${reasons(summary.skipped_reasons)}, ${n(events.rejected)} rejected${reasons(summary.rejected_reasons)}`,
+    );
+  }
+  if (summary.reviews) {
+    const r = summary.reviews;
+    lines.push(
+      `  reviews:  ${n(r.read)} read on ${n(r.pages)} pages, ${n(r.included)} included, ${n(r.reviewers)} reviewers (${n(r.duplicates)} duplicates, ${n(r.deleted)} deleted, ${n(r.without_email)} without email)`,
+    );
+  }
+  const q = summary.requests;
+  lines.push(`  requests: ${n(q.yotpo)} Yotpo (${n(q.loyalty)} loyalty, ${n(q.reviews)} reviews), ${n(q.insider)} Insider, ${n(q.retries)} retries`);
+  const warnings = Object.entries(summary.field_warnings);
+  if (warnings.length > 0) {
+    const total = warnings.reduce((sum, [, count]) => sum + count, 0);
+    lines.push(`  fields omitted (value did not fit): ${n(total)}${reasons(summary.field_warnings)}`);
+  }
+  for (const warning of summary.warnings) lines.push(`  warning: ${warning}`);
+  if (summary.stopped) lines.push(`  stopped: ${summary.stopped}`);
+  for (const [label, file] of [
+    ['audit CSV', summary.audit_file],
+    ['failed file', summary.failed_file],
+    ['rejects file', summary.rejects_file],
+    ['state file', summary.state_file],
+  ] as const) {
+    if (file) lines.push(`  ${label}: ${file}`);
+  }
+  return lines;
+}
