@@ -119,6 +119,112 @@ export function buildProgram(io: Io, control: RunControl, setResult: (code: numb
       finish(summary);
     });
 
+  withCommonOptions(
+    program
+      .command('replay')
+      .argument('<file>', 'JSONL of saved webhook payloads (.gz accepted; - for stdin)')
+      .description('replay saved Yotpo loyalty webhook payloads into Insider as events, exactly once'),
+  )
+    .option('--rejects <file>', 'where unusable lines are written (default <input>.rejects.jsonl)')
+    .option('--from <date>', 'send only events at or after this time')
+    .option('--to <date>', 'send only events at or before this time')
+    .option('--only <events>', 'send only these events (comma-separated Insider or Yotpo names)')
+    .option('--force', 're-send events the ledger says were already delivered')
+    .option('--allow-unknown-events', 'send unknown events as the snake_case of their name')
+    .addOption(new Option('--timestamp-fallback <when>', 'time for events without one').choices(['now']))
+    .option('--birthday-placeholder-year <yyyy>', 'year for birthdays/anniversaries without one', integer(1, 9999))
+    .action(async (file: string, flags: Flags) => {
+      const { runReplay } = await import('./commands/replay.js');
+      const summary = await runReplay(
+        file,
+        {
+          ...commonFrom(flags),
+          ...(flags.rejects !== undefined ? { rejects: String(flags.rejects) } : {}),
+          ...(flags.from !== undefined ? { from: String(flags.from) } : {}),
+          ...(flags.to !== undefined ? { to: String(flags.to) } : {}),
+          ...(flags.only !== undefined ? { only: String(flags.only).split(',') } : {}),
+          force: Boolean(flags.force),
+          allowUnknownEvents: Boolean(flags.allowUnknownEvents),
+          ...(flags.timestampFallback === 'now' ? { timestampFallback: 'now' as const } : {}),
+          ...(flags.birthdayPlaceholderYear !== undefined ? { birthdayPlaceholderYear: flags.birthdayPlaceholderYear as number } : {}),
+        },
+        io,
+        control,
+      );
+      finish(summary);
+    });
+
+  withCommonOptions(
+    program
+      .command('retry')
+      .argument('<failed.jsonl>', 'a failed file written by backfill, replay or retry')
+      .description('re-send the Insider users written to a failed file'),
+  ).action(async (file: string, flags: Flags) => {
+    const { runRetry } = await import('./commands/retry.js');
+    finish(await runRetry(file, commonFrom(flags), io, control));
+  });
+
+  program
+    .command('sandbox')
+    .description('run the local Yotpo + Insider emulator (for rehearsals, tests and the demo)')
+    .option('--customers <n>', 'loyalty customers', integer(0, 100_000_000), 2000)
+    .option('--reviews <n>', 'reviews', integer(0, 100_000_000), 3000)
+    .option('--seed <n>', 'data seed', integer(0, 2 ** 31), 1)
+    .option('--port <n>', 'port (0 = any free port)', integer(0, 65535), 0)
+    .option('--latency <ms>', 'added to every API response', integer(0, 60_000), 0)
+    .option('--fail-rate <0..1>', 'share of API requests answered 5xx', decimal(0, 1), 0)
+    .option('--rate-limit <rps>', 'per-API requests per second before 429 (0 = none)', decimal(0, 100_000), 0)
+    .option('--reject-rate <0..1>', 'share of users Insider rejects in fail.errors', decimal(0, 1), 0)
+    .action(async (flags: Flags) => {
+      const { serveSandbox } = await import('./sandbox/serve.js');
+      const sandbox = await serveSandbox(
+        {
+          customers: flags.customers as number,
+          reviews: flags.reviews as number,
+          seed: flags.seed as number,
+          port: flags.port as number,
+          latencyMs: flags.latency as number,
+          failRate: flags.failRate as number,
+          rateLimitRps: flags.rateLimit as number,
+          rejectRate: flags.rejectRate as number,
+        },
+        (line) => io.stdout.write(`${line}\n`),
+      );
+      await new Promise<void>((done) => control.signal?.addEventListener('abort', () => done(), { once: true }));
+      await sandbox.close();
+      setResult(EXIT.ok);
+    });
+
+  program
+    .command('doctor')
+    .description('check credentials and reachability of all three APIs (writes nothing)')
+    .option('--json', 'print the results as JSON on stdout')
+    .option('--verbose', 'one line per request on stderr')
+    .action(async (flags: Flags) => {
+      const { runDoctor } = await import('./commands/doctor.js');
+      const { exitCode } = await runDoctor({ verbose: Boolean(flags.verbose), json: Boolean(flags.json) }, io);
+      setResult(exitCode);
+    });
+
+  program
+    .command('mapping')
+    .description('print the mapping table and the custom attributes to create in Insider')
+    .option('--json', 'as JSON')
+    .action(async (flags: Flags) => {
+      const { runMapping } = await import('./commands/mapping.js');
+      setResult(runMapping({ json: Boolean(flags.json) }, io));
+    });
+
+  program
+    .command('demo', { hidden: true })
+    .description('start the sandbox in-process, backfill and replay into it, and check what arrived')
+    .option('--customers <n>', 'loyalty customers', integer(1, 1_000_000), 2000)
+    .option('--reviews <n>', 'reviews', integer(0, 1_000_000), 3000)
+    .action(async (flags: Flags) => {
+      const { runDemo } = await import('./commands/demo.js');
+      setResult(await runDemo({ customers: flags.customers as number, reviews: flags.reviews as number }, io));
+    });
+
   return program;
 }
 

@@ -12,6 +12,8 @@ export interface FailedRecord {
   error: string;
   status: number | null;
   attempts: number;
+  /** Replay: the ledger keys of the events this user carried, so `retry` can record them. */
+  event_keys?: string[];
 }
 
 export class JsonlWriter<T> {

@@ -5,11 +5,13 @@
 // each once with its review attributes, then the reviewers who are not loyalty customers.
 
 import { resolve } from 'node:path';
+import { AuditCsv, USER_COLUMNS, userRow } from '../audit/csv.js';
 import { loadConfig } from '../config.js';
 import { InterruptedError, UsageError, type ApiName } from '../errors.js';
 import { ReviewAggregator } from '../mapping/review-aggregates.js';
 import {
   mapAttributes,
+  flattenAttributes,
   normaliseEmail,
   toInsiderUser,
   type FieldWarnings,
@@ -19,7 +21,7 @@ import { toEpochMs } from '../mapping/values.js';
 import { PageTracker, readJsonState, writeJsonState } from '../pipeline/checkpoint.js';
 import { Delivery } from '../pipeline/delivery.js';
 import { Reporter, type Io } from '../pipeline/report.js';
-import { COMMON_DEFAULTS, failedFileFor, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
+import { COMMON_DEFAULTS, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
 import { holdUntil, prefetch } from '../pipeline/streams.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
 import { allCustomerPages, recentCustomerPages, type LoyaltyPage } from '../yotpo/loyalty.js';
@@ -101,6 +103,16 @@ export async function runBackfill(
   summary.state_file = options.dryRun ? null : statePath;
   const failedFile = failedFileFor(options, io, new Date(startedAt));
   const warnings: FieldWarnings = new Map();
+  const audit =
+    options.dryRun || options.out
+      ? new AuditCsv(
+          options.out === '-' ? '-' : resolve(io.cwd, options.out ?? `yotpo-insider-backfill-${fileTimestamp(new Date(startedAt))}.csv`),
+          USER_COLUMNS,
+          io.stdout,
+        )
+      : undefined;
+  const auditRow = (status: Parameters<typeof userRow>[0], reason: string, email: string, flat: FlatAttributes) =>
+    audit?.write(userRow(status, reason, email, flat));
 
   // Resume: a saved, unfinished backfill of the same listing continues where it was confirmed.
   const stateFile: StateFile = (options.dryRun ? undefined : readJsonState<StateFile>(statePath)) ?? {};
@@ -145,7 +157,9 @@ export async function runBackfill(
   })();
   reviewsDone.catch(() => undefined); // observed where it is awaited
 
-  const tracker = new PageTracker(saved.pages_confirmed + 1);
+  // Pages are numbered across runs: a resumed run's first page follows the last confirmed one.
+  const pagesBefore = saved.pages_confirmed;
+  const tracker = new PageTracker(pagesBefore + 1);
   const reviewersAlreadyConfirmed = saved.reviewers_confirmed;
   const reviewerOutcomes = new Map<number, boolean>();
   let lastSave = 0;
@@ -159,11 +173,16 @@ export async function runBackfill(
     ...(clients.insider ? { insider: clients.insider } : {}),
     concurrency: options.concurrency,
     batchSize: options.batchSize,
+    maxBytes: options.maxRequestBytes,
     skipHook: !options.triggerJourneys,
     failedFile,
     onOutcome: (item, outcome) => {
       if (outcome.status === 'succeeded') summary.users.succeeded++;
       else if (outcome.status === 'failed') summary.users.failed++;
+      if (audit) {
+        const status = outcome.status === 'would_send' ? 'would_send' : outcome.status === 'succeeded' ? 'sent' : 'failed';
+        auditRow(status, outcome.status === 'failed' ? outcome.error : '', item.user.identifiers.email, flattenAttributes(item.user));
+      }
       // A user written to the failed file is settled too: `retry` re-sends it, a resume must not.
       const tag = item.tag;
       if ('page' in tag) {
@@ -187,9 +206,10 @@ export async function runBackfill(
     summary.users.sent++;
     await delivery.add(toInsiderUser(email, flat), tag);
   };
-  const skip = (reason: string) => {
+  const skip = (reason: string, email = '', flat: FlatAttributes = {}) => {
     summary.users.skipped++;
     addReason(summary.skipped_reasons, reason);
+    auditRow('skipped', reason, email, flat);
   };
   const limitReached = () => options.limit !== undefined && summary.users.read >= options.limit;
   const stopRequested = () => control.signal?.aborted === true;
@@ -207,30 +227,37 @@ export async function runBackfill(
       const pages = holdUntil<LoyaltyPage>(prefetch(listing, 2), reviewsDone);
       let finished = true;
       for await (const page of pages) {
-        const seq = saved.pages_confirmed + page.seq;
+        const seq = pagesBefore + page.seq;
+        // A page cut short by --limit is never confirmed: a later run starts at it again.
+        let pageComplete = true;
         for (const customer of page.customers) {
-          if (limitReached()) break;
+          if (limitReached()) {
+            pageComplete = false;
+            break;
+          }
           summary.users.read++;
           const record = (customer ?? {}) as Record<string, unknown>;
           const email = normaliseEmail(record.email);
           if (!email) {
-            skip(typeof record.email === 'string' && record.email.trim() !== '' ? 'invalid email' : 'no email');
+            const raw = typeof record.email === 'string' ? record.email.trim() : '';
+            skip(raw ? 'invalid email' : 'no email', raw, mapAttributes([customer], undefined, transformOptions, new Map()));
             continue;
           }
           const reviewAttributes = aggregator?.attributesFor(email);
           aggregator?.markMatched(email);
           if (sinceMs !== undefined && !updatedSince(record, sinceMs) && !(aggregator && aggregator.lastUpdatedMs(email) >= sinceMs)) {
-            skip('not updated since --since');
+            skip('not updated since --since', email);
             continue;
           }
           tracker.addUser(seq);
           await send(email, mapAttributes([customer], reviewAttributes, transformOptions, warnings), { page: seq });
         }
-        if (tracker.pageRead(seq, page.nextCursor) && tracker.confirmed) {
+        if (pageComplete && tracker.pageRead(seq, page.nextCursor) && tracker.confirmed) {
           saved.cursor = tracker.confirmed.resumeAfter;
           saved.pages_confirmed = tracker.confirmed.seq;
           saveSoon();
         }
+        await audit?.drained();
         reporter.progress(() => `loyalty: ${seq} pages, users ${summary.users.read.toLocaleString('en-US')} read, ${summary.users.sent.toLocaleString('en-US')} sent, ${summary.users.succeeded.toLocaleString('en-US')} ok, ${summary.users.failed.toLocaleString('en-US')} failed`);
         if (limitReached() || stopRequested() || delivery.fatal) {
           finished = false;
@@ -260,6 +287,7 @@ export async function runBackfill(
         if (position < reviewersAlreadyConfirmed) continue;
         if (limitReached()) break;
         summary.users.read++;
+        if (position % 500 === 0) await audit?.drained();
         await send(email, aggregator.attributesFor(email), { reviewer: position });
       }
     }
@@ -269,11 +297,13 @@ export async function runBackfill(
   } catch (caught) {
     error = caught;
     // Let requests in flight finish (bounded) so their outcomes are recorded before the state is saved.
-    await Promise.race([delivery.settle(), new Promise((r) => setTimeout(r, 10_000).unref())]);
+    await delivery.wrapUp(caught instanceof InterruptedError);
   }
   error ??= delivery.fatal;
   saveState();
   await failedFile.close();
+  await audit?.close();
+  summary.audit_file = audit && audit.path !== '-' ? audit.path : null;
 
   if (aggregator) {
     summary.reviews = {

@@ -214,7 +214,8 @@ export const EVENT_NAMES: readonly EventNameRow[] = [
   { yotpoName: 'Swell Customer Anniversary', topics: ['swell/customer/anniversary'], insiderName: 'customer_anniversary' },
   { yotpoName: 'Swell Anniversary Captured', topics: [], insiderName: 'anniversary_captured' },
   { yotpoName: 'Loyalty Opt In', topics: ['loyalty/opt_in'], insiderName: 'loyalty_opt_in', optInEvent: true },
-  { yotpoName: 'Loyalty Opt Out', topics: ['loyalty/opt_out'], insiderName: 'loyalty_opt_out', optInEvent: true },
+  // Not optInEvent: an opt-out timed by the member's original opt-in date would land in the past.
+  { yotpoName: 'Loyalty Opt Out', topics: ['loyalty/opt_out'], insiderName: 'loyalty_opt_out' },
   { yotpoName: 'Swell Points Changed', topics: [], insiderName: 'points_changed' },
   { yotpoName: 'Swell Points Earned', topics: ['swell/points/earned'], insiderName: 'points_earned' },
   { yotpoName: 'Swell Points Reminder', topics: ['swell/points/reminder'], insiderName: 'points_reminder' },

@@ -16,6 +16,8 @@ export interface DeliveryOptions<Tag> {
   /** Called once per user with its outcome, after the failed file has it. */
   onOutcome: (item: BatchItem<Tag>, outcome: Outcome) => void;
   maxBytes?: number;
+  /** Extra fields for the user's failed-file line (replay adds its event keys). */
+  failedExtra?: (tag: Tag) => Record<string, unknown>;
 }
 
 export class Delivery<Tag> {
@@ -33,7 +35,13 @@ export class Delivery<Tag> {
       ...(options.maxBytes ? { maxBytes: options.maxBytes } : {}),
       onOutcome: (item, outcome) => {
         if (outcome.status === 'failed') {
-          options.failedFile.write({ user: item.user, error: outcome.error, status: outcome.httpStatus, attempts: outcome.attempts });
+          options.failedFile.write({
+            user: item.user,
+            error: outcome.error,
+            status: outcome.httpStatus,
+            attempts: outcome.attempts,
+            ...options.failedExtra?.(item.tag),
+          });
         }
         options.onOutcome(item, outcome);
       },
@@ -61,8 +69,14 @@ export class Delivery<Tag> {
     if (this.uploader.fatal) throw this.uploader.fatal;
   }
 
-  /** Waits for requests in flight without sending what is still batched (used when stopping). */
-  async settle(): Promise<void> {
-    await this.uploader.drain();
+  /**
+   * Stopping early. Interrupted: what is batched is still sent, so every record read so far is
+   * settled and a resume repeats nothing. Stopped by an error: only requests in flight finish.
+   * Either way the wait is bounded; past it the state holds the last confirmed position.
+   */
+  async wrapUp(interrupted: boolean, graceMs = 10_000): Promise<void> {
+    const settled = interrupted ? this.finish() : this.uploader.drain();
+    const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+    await Promise.race([settled.catch(() => undefined), timer]);
   }
 }

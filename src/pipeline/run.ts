@@ -31,6 +31,8 @@ export interface CommonOptions {
   timeoutMs: number;
   /** First backoff ceiling; tests shorten it. */
   retryBaseMs: number;
+  /** Insider's request-size limit; tests lower it to exercise the split. */
+  maxRequestBytes: number;
 }
 
 export const COMMON_DEFAULTS: CommonOptions = {
@@ -47,6 +49,7 @@ export const COMMON_DEFAULTS: CommonOptions = {
   maxAttempts: DEFAULT_RETRY_POLICY.maxAttempts,
   timeoutMs: 60_000,
   retryBaseMs: DEFAULT_RETRY_POLICY.baseDelayMs,
+  maxRequestBytes: 5_000_000,
 };
 
 /** Controls a run from outside: the CLI aborts `signal` on SIGINT/SIGTERM. */

@@ -1,0 +1,266 @@
+// `yotpo-insider replay <file|->`: saved Yotpo loyalty webhooks become Insider events, exactly once.
+//
+// The input is read twice, streamed: a first pass finds each user's newest event (its attributes
+// win, so an old event never overwrites newer profile values); the second pass sends every event,
+// grouping a user's events that fall in one batch into one user object, in timestamp order. The
+// ledger in the state file makes a second replay of the same file send nothing new.
+
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { AuditCsv, EVENT_COLUMNS, eventRow, type AuditStatus } from '../audit/csv.js';
+import { JsonlWriter } from '../audit/failed.js';
+import { loadConfig } from '../config.js';
+import { InterruptedError, UsageError } from '../errors.js';
+import { EVENT_NAMES } from '../mapping/table.js';
+import { toInsiderUser, type FieldWarnings, type FlatAttributes, type InsiderEvent } from '../mapping/transform.js';
+import { toEpochMs } from '../mapping/values.js';
+import { Delivery } from '../pipeline/delivery.js';
+import { Ledger } from '../pipeline/ledger.js';
+import { Reporter, type Io } from '../pipeline/report.js';
+import { COMMON_DEFAULTS, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
+import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
+import { readLines } from '../yotpo/lines.js';
+import { parseWebhookLine, type ReplayOptions as LineOptions } from '../yotpo/webhook.js';
+
+export interface ReplayOptions extends CommonOptions {
+  rejects?: string;
+  from?: string;
+  to?: string;
+  /** Insider or Yotpo event names. */
+  only?: string[];
+  force: boolean;
+  allowUnknownEvents: boolean;
+  timestampFallback?: 'now';
+  birthdayPlaceholderYear?: number;
+}
+
+export const REPLAY_DEFAULTS: ReplayOptions = { ...COMMON_DEFAULTS, force: false, allowUnknownEvents: false };
+
+/** Insider keeps custom events 90 days by default and silently drops older ones. */
+const EVENT_RETENTION_MS = 90 * 24 * 3600 * 1000;
+
+interface QueuedEvent {
+  line: number;
+  key: string;
+  epochMs: number;
+  event: InsiderEvent;
+  params: FlatAttributes;
+  attributes: FlatAttributes;
+}
+
+interface Tag {
+  email: string;
+  events: QueuedEvent[];
+}
+
+/** stdin can be read only once: it is copied (as lines) to a private temporary file first. */
+async function spoolStdin(): Promise<{ path: string; remove: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'yotpo-insider-stdin-'));
+  const path = join(dir, 'stdin.jsonl');
+  const out = createWriteStream(path, { mode: 0o600 });
+  for await (const { text } of readLines('-')) {
+    if (!out.write(`${text}\n`)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'close');
+  return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+function dateOption(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = toEpochMs(value);
+  if (ms === undefined) throw new UsageError(`${flag} ${value} is not a date (use e.g. 2026-09-01 or 2026-09-01T12:00:00Z)`);
+  return ms;
+}
+
+export async function runReplay(
+  input: string,
+  partial: Partial<ReplayOptions>,
+  io: Io,
+  control: RunControl = {},
+): Promise<RunSummary> {
+  const options: ReplayOptions = { ...REPLAY_DEFAULTS, ...partial };
+  const startedAt = Date.now();
+  const reporter = new Reporter(io, { quiet: options.quiet, verbose: options.verbose });
+  const summary = newSummary('replay', options.dryRun);
+  const fromMs = dateOption('--from', options.from);
+  const toMs = dateOption('--to', options.to);
+  const only = options.only ? new Set(options.only.map((name) => name.trim()).filter(Boolean)) : undefined;
+  if (only) {
+    const known = new Set(EVENT_NAMES.flatMap((row) => [row.insiderName, row.yotpoName]).filter(Boolean));
+    const unknown = [...only].filter((name) => !known.has(name));
+    if (unknown.length > 0 && !options.allowUnknownEvents) {
+      throw new UsageError(`--only names unknown events: ${unknown.join(', ')} (see yotpo-insider mapping)`);
+    }
+  }
+  // A replay dry run needs no credentials at all.
+  const config = loadConfig(options.dryRun ? [] : ['insider'], io);
+  const clients = makeClients(config, options, {}, reporter);
+
+  const inputPath = input === '-' ? '-' : resolve(io.cwd, input);
+  const stamp = fileTimestamp(new Date(startedAt));
+  const rejects = new JsonlWriter<{ line: number; reason: string; raw: string }>(
+    resolve(io.cwd, options.rejects ?? (input === '-' ? `yotpo-insider-rejects-${stamp}.jsonl` : `${input}.rejects.jsonl`)),
+  );
+  const failedFile = failedFileFor(options, io, new Date(startedAt));
+  const statePath = resolve(io.cwd, options.state);
+  const ledger = new Ledger(statePath);
+  summary.state_file = options.dryRun ? null : statePath;
+  const audit =
+    options.dryRun || options.out
+      ? new AuditCsv(options.out === '-' ? '-' : resolve(io.cwd, options.out ?? `yotpo-insider-replay-${stamp}.csv`), EVENT_COLUMNS, io.stdout)
+      : undefined;
+  if (options.dryRun) reporter.info('dry run: every line is read, validated, mapped and batched; nothing is sent to Insider');
+
+  const lineOptions: LineOptions = {
+    allowUnknownEvents: options.allowUnknownEvents,
+    now: new Date(startedAt),
+    ...(options.timestampFallback ? { timestampFallback: options.timestampFallback } : {}),
+    ...(options.birthdayPlaceholderYear ? { placeholderYear: options.birthdayPlaceholderYear } : {}),
+  };
+  const warnings: FieldWarnings = new Map();
+  let spooled: { path: string; remove: () => void } | undefined;
+  let oldEvents = 0;
+
+  const auditEvent = (status: AuditStatus, reason: string, line: number, email?: string, queued?: QueuedEvent) =>
+    audit?.write(
+      eventRow(line, status, reason, email, queued?.event.event_name, queued?.event.timestamp, queued?.params ?? {}, queued?.attributes ?? {}),
+    );
+
+  const delivery = new Delivery<Tag>({
+    ...(clients.insider ? { insider: clients.insider } : {}),
+    concurrency: options.concurrency,
+    batchSize: options.batchSize,
+    maxBytes: options.maxRequestBytes,
+    skipHook: !options.triggerJourneys,
+    failedFile,
+    failedExtra: (tag) => ({ event_keys: tag.events.map((queued) => queued.key) }),
+    onOutcome: (item, outcome) => {
+      const { events } = item.tag;
+      if (outcome.status === 'succeeded') {
+        summary.users.succeeded++;
+        summary.events.succeeded += events.length;
+        ledger.addAll(events.map((queued) => queued.key));
+      } else if (outcome.status === 'failed') {
+        summary.users.failed++;
+        summary.events.failed += events.length;
+      }
+      const status: AuditStatus = outcome.status === 'would_send' ? 'would_send' : outcome.status === 'succeeded' ? 'sent' : 'failed';
+      for (const queued of events) auditEvent(status, outcome.status === 'failed' ? outcome.error : '', queued.line, item.tag.email, queued);
+    },
+  });
+
+  // Events waiting to be grouped into user objects; flushed every batchSize users.
+  let pending = new Map<string, { events: QueuedEvent[]; attributes?: FlatAttributes }>();
+  const flush = async () => {
+    const chunk = pending;
+    pending = new Map();
+    for (const [email, entry] of chunk) {
+      entry.events.sort((a, b) => a.epochMs - b.epochMs || a.line - b.line);
+      const user = toInsiderUser(email, entry.attributes ?? {});
+      user.events = entry.events.map((queued) => queued.event);
+      summary.users.read++;
+      summary.users.sent++;
+      await delivery.add(user, { email, events: entry.events });
+    }
+    await audit?.drained();
+  };
+
+  let error: unknown;
+  try {
+    const path = inputPath === '-' ? (spooled = await spoolStdin()).path : inputPath;
+
+    // Pass 1: the line of each user's newest event.
+    const newest = new Map<string, { epochMs: number; line: number }>();
+    for await (const { lineNumber, text } of readLines(path)) {
+      if (text.trim() === '') continue;
+      const parsed = parseWebhookLine(text, lineOptions, new Map());
+      if (parsed.kind !== 'event') continue;
+      const best = newest.get(parsed.email);
+      if (!best || parsed.epochMs >= best.epochMs) newest.set(parsed.email, { epochMs: parsed.epochMs, line: lineNumber });
+    }
+
+    // Pass 2: every line is sent, skipped with a reason, or rejected.
+    const seen = new Set<string>();
+    for await (const { lineNumber, text } of readLines(path)) {
+      if (control.signal?.aborted) throw new InterruptedError();
+      if (delivery.fatal) throw delivery.fatal;
+      if (text.trim() === '') continue;
+      summary.events.read++;
+      const parsed = parseWebhookLine(text, lineOptions, warnings);
+      if (parsed.kind === 'rejected') {
+        summary.events.rejected++;
+        addReason(summary.rejected_reasons, parsed.reason);
+        rejects.write({ line: lineNumber, reason: parsed.reason, raw: text });
+        auditEvent('rejected', `${parsed.reason}: ${parsed.detail}`, lineNumber);
+        continue;
+      }
+      const skip = (reason: string, queued?: QueuedEvent) => {
+        summary.events.skipped++;
+        addReason(summary.skipped_reasons, reason);
+        auditEvent('skipped', reason, lineNumber, parsed.email, queued);
+      };
+      if (parsed.kind === 'skipped') {
+        skip(parsed.reason);
+        continue;
+      }
+      const queued: QueuedEvent = {
+        line: lineNumber,
+        key: parsed.key,
+        epochMs: parsed.epochMs,
+        event: parsed.event,
+        params: parsed.params,
+        attributes: parsed.attributes,
+      };
+      if ((fromMs !== undefined && parsed.epochMs < fromMs) || (toMs !== undefined && parsed.epochMs > toMs)) {
+        skip('outside --from/--to', queued);
+        continue;
+      }
+      if (only && !only.has(parsed.event.event_name) && !only.has(parsed.yotpoName)) {
+        skip('not in --only', queued);
+        continue;
+      }
+      if (seen.has(parsed.key)) {
+        skip('duplicate', queued);
+        continue;
+      }
+      seen.add(parsed.key);
+      if (!options.force && ledger.has(parsed.key)) {
+        skip('already delivered', queued);
+        continue;
+      }
+      if (parsed.epochMs < startedAt - EVENT_RETENTION_MS) oldEvents++;
+      summary.events.sent++;
+      let entry = pending.get(parsed.email);
+      if (!entry) pending.set(parsed.email, (entry = { events: [] }));
+      entry.events.push(queued);
+      if (newest.get(parsed.email)?.line === lineNumber) entry.attributes = parsed.attributes;
+      if (pending.size >= options.batchSize) await flush();
+    }
+    await flush();
+    await delivery.finish();
+  } catch (caught) {
+    error = caught;
+    await delivery.wrapUp(caught instanceof InterruptedError);
+  } finally {
+    spooled?.remove();
+  }
+  if (!options.dryRun) ledger.save();
+  await rejects.close();
+  await failedFile.close();
+  await audit?.close();
+
+  if (oldEvents > 0) {
+    summary.warnings.push(
+      `${oldEvents} event(s) are older than 90 days: Insider keeps custom events 90 days by default and silently drops older ones (ask Insider for a longer retention first)`,
+    );
+  }
+  summary.failed_file = failedFile.writtenPath;
+  summary.rejects_file = rejects.writtenPath;
+  summary.audit_file = audit && audit.path !== '-' ? audit.path : null;
+  summary.field_warnings = Object.fromEntries(warnings);
+  if (options.dryRun) summary.events.succeeded = 0;
+  return finishRun(summary, error, clients.counters, startedAt, reporter, io, options, `yotpo-insider replay ${input === '-' ? '- (with the same input)' : input}`);
+}

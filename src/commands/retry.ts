@@ -1,0 +1,109 @@
+// `yotpo-insider retry <failed.jsonl>`: sends exactly the users of a failed file again, with the
+// same batching, retries and summary, and writes what fails again to a failed file of its own.
+
+import { resolve } from 'node:path';
+import { AuditCsv, USER_COLUMNS, userRow } from '../audit/csv.js';
+import { loadConfig } from '../config.js';
+import { InterruptedError, UsageError } from '../errors.js';
+import { flattenAttributes, normaliseEmail, type InsiderUser } from '../mapping/transform.js';
+import { Delivery } from '../pipeline/delivery.js';
+import { Reporter, type Io } from '../pipeline/report.js';
+import { COMMON_DEFAULTS, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
+import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
+import { Ledger } from '../pipeline/ledger.js';
+import { readLines } from '../yotpo/lines.js';
+
+export type RetryOptions = CommonOptions;
+
+interface FailedLine {
+  user?: InsiderUser;
+  event_keys?: string[];
+}
+
+function isInsiderUser(value: unknown): value is InsiderUser {
+  const user = value as InsiderUser | undefined;
+  return Boolean(user && typeof user === 'object' && user.identifiers && typeof user.identifiers.email === 'string');
+}
+
+export async function runRetry(
+  file: string,
+  partial: Partial<RetryOptions>,
+  io: Io,
+  control: RunControl = {},
+): Promise<RunSummary> {
+  const options: RetryOptions = { ...COMMON_DEFAULTS, ...partial };
+  const startedAt = Date.now();
+  const reporter = new Reporter(io, { quiet: options.quiet, verbose: options.verbose });
+  const summary = newSummary('retry', options.dryRun);
+  const config = loadConfig(options.dryRun ? [] : ['insider'], io);
+  const clients = makeClients(config, options, {}, reporter);
+  const path = file === '-' ? '-' : resolve(io.cwd, file);
+  const failedFile = failedFileFor(options, io, new Date(startedAt));
+  if (failedFile.path === path) throw new UsageError('--failed must not name the file being retried');
+  const audit = options.dryRun || options.out
+    ? new AuditCsv(options.out === '-' ? '-' : resolve(io.cwd, options.out ?? `yotpo-insider-retry-${fileTimestamp(new Date(startedAt))}.csv`), USER_COLUMNS, io.stdout)
+    : undefined;
+  // Users that carried replayed events: once delivered, their events join the replay ledger.
+  const ledger = options.dryRun ? undefined : new Ledger(resolve(io.cwd, options.state));
+  summary.state_file = ledger ? ledger.path : null;
+  if (options.dryRun) reporter.info('dry run: the failed file is read and re-batched; nothing is sent to Insider');
+
+  const delivery = new Delivery<{ eventKeys: string[] }>({
+    ...(clients.insider ? { insider: clients.insider } : {}),
+    concurrency: options.concurrency,
+    batchSize: options.batchSize,
+    maxBytes: options.maxRequestBytes,
+    skipHook: !options.triggerJourneys,
+    failedFile,
+    onOutcome: (item, outcome) => {
+      if (outcome.status === 'succeeded') {
+        summary.users.succeeded++;
+        ledger?.addAll(item.tag.eventKeys);
+      } else if (outcome.status === 'failed') summary.users.failed++;
+      const status = outcome.status === 'would_send' ? 'would_send' : outcome.status === 'succeeded' ? 'sent' : 'failed';
+      const reason = outcome.status === 'failed' ? outcome.error : '';
+      audit?.write(userRow(status, reason, item.user.identifiers.email, flattenAttributes(item.user)));
+    },
+  });
+
+  let error: unknown;
+  try {
+    for await (const { lineNumber, text } of readLines(path)) {
+      if (control.signal?.aborted) throw new InterruptedError();
+      if (text.trim() === '') continue;
+      summary.users.read++;
+      let record: FailedLine;
+      try {
+        record = JSON.parse(text) as FailedLine;
+      } catch {
+        record = {};
+      }
+      if (!isInsiderUser(record.user) || !normaliseEmail(record.user.identifiers.email)) {
+        summary.users.skipped++;
+        addReason(summary.skipped_reasons, 'not a failed-file line');
+        reporter.warn(`${file} line ${lineNumber} is not a failed-file record; skipped`);
+        continue;
+      }
+      const eventKeys = Array.isArray(record.event_keys) ? record.event_keys.map(String) : [];
+      // A user whose replayed events were all confirmed since (an earlier retry) is not sent twice.
+      if (ledger && eventKeys.length > 0 && eventKeys.every((key) => ledger.has(key))) {
+        summary.users.skipped++;
+        addReason(summary.skipped_reasons, 'already delivered');
+        continue;
+      }
+      summary.users.sent++;
+      await audit?.drained();
+      await delivery.add(record.user, { eventKeys });
+    }
+    await delivery.finish();
+  } catch (caught) {
+    error = caught;
+    await delivery.wrapUp(caught instanceof InterruptedError);
+  }
+  ledger?.save();
+  await failedFile.close();
+  await audit?.close();
+  summary.failed_file = failedFile.writtenPath;
+  summary.audit_file = audit && audit.path !== '-' ? audit.path : null;
+  return finishRun(summary, error, clients.counters, startedAt, reporter, io, options, `yotpo-insider retry ${file}`);
+}

@@ -1,0 +1,592 @@
+/**
+ * The sandbox server: Yotpo Loyalty, Yotpo Reviews and Insider upsert on one node:http server on
+ * 127.0.0.1, serving generated data (./data.ts) with fault injection. See SPEC.md §3 and §7.
+ *
+ * Paging quirk (on purpose): in the reviews list, the review at position `count - 1` of the
+ * (filtered) list is served both as the LAST review of page 1 and as the FIRST review of page 2
+ * (same id, same content), whenever the list has more than `count` reviews: pages from 2 on are
+ * shifted back by one, as if a review had been inserted while the client was paging. Unfiltered,
+ * that is `reviewAt(seed, count - 1, customers)` (review index 99 for count=100). A client must
+ * de-duplicate by id; every review is still served at least once.
+ *
+ * Other behaviour worth knowing:
+ * - reviews: without `deleted=true` the deleted reviews are left out; `since_updated_at` keeps
+ *   reviews with updated_at >= it. Filtered lists are computed once per filter (a Uint32Array).
+ * - loyalty `recent`: customers in index order; the cursor is base64url(offset + a seeded check),
+ *   so it stays valid across a sandbox restart with the same seed (a resumed backfill works).
+ * - faults are decided on arrival: rate limit (token bucket per API, burst = rps) first, then
+ *   failRate; a faulted request is not processed (nothing recorded as received). Latency is added
+ *   to every API response, faulted or not. /__sandbox/* is never faulted, delayed or authenticated.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { SANDBOX_CREDENTIALS, customerAt, customerEmail, reviewAt, reviewMeta } from './data.js';
+import { isRejectedEmail, normaliseEmail, validateUser } from './insider.js';
+import { STREAM, mix32, mulberry32, type Rng } from './prng.js';
+import type {
+  ReceivedUser,
+  RecordedRequest,
+  Sandbox,
+  SandboxApi,
+  SandboxFaults,
+  SandboxOptions,
+  SandboxStats,
+} from './types.js';
+
+export const INSIDER_MAX_BODY_BYTES = 5_000_000;
+export const INSIDER_MAX_USERS = 1000;
+export const REVIEWS_MAX_COUNT = 100;
+const OTHER_MAX_BODY_BYTES = 1_000_000;
+const SECRET_HEADERS = new Set(['x-api-key', 'x-guid', 'x-request-token', 'authorization', 'cookie', 'x-yotpo-token']);
+const APIS: readonly SandboxApi[] = ['loyalty', 'reviews', 'insider'];
+
+interface Reply {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+  /** raw text body instead of JSON */
+  text?: string;
+  users?: number;
+  skipHook?: boolean;
+}
+
+interface Body {
+  buf: Buffer | null; // null when over the limit
+  bytes: number;
+}
+
+class TokenBucket {
+  private tokens: number;
+  private last: number;
+  constructor(private readonly rps: number) {
+    this.tokens = Math.max(1, rps);
+    this.last = performance.now();
+  }
+  take(): boolean {
+    const now = performance.now();
+    const cap = Math.max(1, this.rps);
+    this.tokens = Math.min(cap, this.tokens + ((now - this.last) / 1000) * this.rps);
+    this.last = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return true;
+    }
+    return false;
+  }
+}
+
+function json(status: number, body: unknown, headers?: Record<string, string>): Reply {
+  return headers ? { status, body, headers } : { status, body };
+}
+
+function apiOf(path: string): SandboxApi | null {
+  if (path.startsWith('/api/v2/')) return 'loyalty';
+  if (path === '/oauth/token' || path.startsWith('/v1/apps/')) return 'reviews';
+  if (path.startsWith('/api/user/')) return 'insider';
+  return null;
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Body> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let over = false;
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (over) return;
+      if (bytes > limit) {
+        over = true;
+        chunks.length = 0;
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve({ buf: over ? null : Buffer.concat(chunks), bytes }));
+    req.on('error', reject);
+  });
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+function safeHeaders(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (v === undefined || SECRET_HEADERS.has(k)) continue;
+    out[k] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
+}
+
+export function redactPath(rawUrl: string): string {
+  return rawUrl.replace(/([?&]utoken=)[^&#]*/gi, '$1REDACTED');
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Positive integer query parameter: `def` when absent, null when malformed. */
+function positiveInt(v: string | null, def: number): number | null {
+  if (v === null || v === '') return def;
+  if (!/^\d+$/.test(v)) return null;
+  const n = Number(v);
+  return n >= 1 && Number.isSafeInteger(n) ? n : null;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
+  const nCustomers = opts.customers;
+  const nReviews = opts.reviews;
+  if (!Number.isSafeInteger(nCustomers) || nCustomers < 0) throw new RangeError(`customers must be a non-negative integer, got ${nCustomers}`);
+  if (!Number.isSafeInteger(nReviews) || nReviews < 0) throw new RangeError(`reviews must be a non-negative integer, got ${nReviews}`);
+  const seed = opts.seed ?? 1;
+  const record = opts.recordUsers ?? true;
+  const loyaltyMax = Math.max(1, opts.loyaltyPageSizeMax ?? 100);
+  const creds = SANDBOX_CREDENTIALS;
+  const partnerLower = creds.insiderPartner.toLowerCase();
+
+  // ---- mutable state ------------------------------------------------------------------------
+  const faults = {
+    latencyMs: 0,
+    failRate: 0,
+    rateLimitRps: 0,
+    rejectRate: 0,
+    badRequestEmails: new Set<string>(),
+  };
+  let buckets = new Map<SandboxApi, TokenBucket>();
+  const applyFaults = (f: SandboxFaults): void => {
+    if (f.latencyMs !== undefined) faults.latencyMs = Math.max(0, f.latencyMs);
+    if (f.failRate !== undefined) faults.failRate = Math.min(1, Math.max(0, f.failRate));
+    if (f.rejectRate !== undefined) faults.rejectRate = Math.min(1, Math.max(0, f.rejectRate));
+    if (f.badRequestEmails !== undefined) faults.badRequestEmails = new Set(f.badRequestEmails.map(normaliseEmail));
+    if (f.rateLimitRps !== undefined) {
+      faults.rateLimitRps = Math.max(0, f.rateLimitRps);
+      buckets = new Map();
+    }
+  };
+  applyFaults(opts);
+  const faultRng: Rng = mulberry32(mix32(seed, STREAM.faults, 0));
+
+  const tokens = new Set<string>();
+  let received: ReceivedUser[] = [];
+  let requests: RecordedRequest[] = [];
+  const emptyStats = (): SandboxStats => ({
+    requests: 0,
+    byStatus: {},
+    byApi: {
+      loyalty: { requests: 0, byStatus: {} },
+      reviews: { requests: 0, byStatus: {} },
+      insider: { requests: 0, byStatus: {} },
+    },
+    faults: { rateLimited: 0, failed: 0 },
+    users: { accepted: 0, rejected: 0 },
+    events: { accepted: 0 },
+    tokensIssued: 0,
+  });
+  let stats = emptyStats();
+
+  // filtered review lists (since_updated_at / deleted), computed once per filter
+  const reviewIndexCache = new Map<string, Uint32Array>();
+  function reviewIndex(sinceMs: number | null, includeDeleted: boolean): Uint32Array | null {
+    if (sinceMs === null && includeDeleted) return null; // identity: position j = review j
+    const key = `${sinceMs}|${includeDeleted}`;
+    const hit = reviewIndexCache.get(key);
+    if (hit) return hit;
+    const tmp: number[] = [];
+    for (let j = 0; j < nReviews; j++) {
+      const m = reviewMeta(seed, j);
+      if (!includeDeleted && m.deleted) continue;
+      if (sinceMs !== null && m.updatedMs < sinceMs) continue;
+      tmp.push(j);
+    }
+    const arr = Uint32Array.from(tmp);
+    if (reviewIndexCache.size >= 8) {
+      const oldest = reviewIndexCache.keys().next().value;
+      if (oldest !== undefined) reviewIndexCache.delete(oldest);
+    }
+    reviewIndexCache.set(key, arr);
+    return arr;
+  }
+
+  // ---- loyalty ------------------------------------------------------------------------------
+  const cursorCheck = (offset: number): string => mix32(seed, STREAM.cursor, offset).toString(36);
+  const encodeCursor = (offset: number): string => Buffer.from(`o${offset}.${cursorCheck(offset)}`).toString('base64url');
+  const decodeCursor = (s: string): number | null => {
+    if (!/^[A-Za-z0-9_-]+$/.test(s)) return null;
+    const m = /^o(\d{1,15})\.([0-9a-z]+)$/.exec(Buffer.from(s, 'base64url').toString('latin1'));
+    if (!m) return null;
+    const offset = Number(m[1]);
+    if (m[2] !== cursorCheck(offset) || offset > nCustomers) return null;
+    return offset;
+  };
+  const customersSlice = (from: number, to: number): Record<string, unknown>[] => {
+    const out: Record<string, unknown>[] = [];
+    for (let i = from; i < to; i++) out.push(customerAt(seed, i));
+    return out;
+  };
+
+  function loyalty(req: IncomingMessage, url: URL): Reply {
+    if (headerValue(req, 'x-guid') !== creds.loyaltyGuid || headerValue(req, 'x-api-key') !== creds.loyaltyApiKey) {
+      return json(401, { error: 'unauthorized' });
+    }
+    if (req.method !== 'GET') return json(404, { error: 'not found' });
+    const q = url.searchParams;
+    const perPageRaw = positiveInt(q.get('per_page'), 100);
+    if (perPageRaw === null) return json(400, { error: 'per_page must be a positive integer' });
+    const perPage = Math.min(perPageRaw, loyaltyMax);
+
+    switch (url.pathname) {
+      case '/api/v2/customers/recent': {
+        let offset = 0;
+        const pageInfo = q.get('page_info');
+        if (pageInfo !== null) {
+          const o = decodeCursor(pageInfo);
+          if (o === null) return json(400, { error: 'invalid page_info' });
+          offset = o;
+        }
+        const end = Math.min(nCustomers, offset + perPage);
+        return json(200, {
+          customers: customersSlice(offset, end),
+          metadata: { next_page_info: end < nCustomers ? encodeCursor(end) : null },
+        });
+      }
+      case '/api/v2/customers/all': {
+        const page = positiveInt(q.get('page'), 1);
+        if (page === null) return json(400, { error: 'page must be a positive integer' });
+        const from = Math.min(nCustomers, (page - 1) * perPage);
+        const to = Math.min(nCustomers, from + perPage);
+        return json(200, { customers: customersSlice(from, to), links: { total_pages: Math.ceil(nCustomers / perPage) } });
+      }
+      case '/api/v2/customers': {
+        const raw = q.get('customer_email');
+        if (raw === null || raw.trim() === '') {
+          if (q.has('customer_id') || q.has('pos_account_id') || q.has('phone_number')) return json(404, { error: 'Could not find customer' });
+          return json(400, { error: 'customer_email, customer_id, pos_account_id or phone_number is required' });
+        }
+        const email = normaliseEmail(raw);
+        const m = /^customer\.(\d{1,15})@example\.com$/.exec(email);
+        const idx = m ? Number(m[1]) : -1;
+        if (idx < 0 || idx >= nCustomers || customerEmail(idx) !== email) return json(404, { error: 'Could not find customer' });
+        const c = customerAt(seed, idx);
+        if (q.get('with_referral_code') !== 'true') {
+          delete c.referral_link;
+          delete c.referral_code;
+        }
+        return json(200, c);
+      }
+      default:
+        return json(404, { error: 'not found' });
+    }
+  }
+
+  // ---- reviews ------------------------------------------------------------------------------
+  function parseForm(buf: Buffer, contentType: string | undefined): Record<string, unknown> | null {
+    const text = buf.toString('utf8');
+    if (contentType?.includes('application/x-www-form-urlencoded')) {
+      return Object.fromEntries(new URLSearchParams(text));
+    }
+    try {
+      const v: unknown = JSON.parse(text);
+      return isPlainObject(v) ? v : null;
+    } catch {
+      return null;
+    }
+  }
+
+  function reviews(req: IncomingMessage, url: URL, body: Body): Reply {
+    if (url.pathname === '/oauth/token') {
+      if (req.method !== 'POST') return json(404, { error: 'not found' });
+      const f = body.buf ? parseForm(body.buf, headerValue(req, 'content-type')) : null;
+      if (!f) return json(400, { error: 'invalid_request' });
+      if (f.client_id !== creds.appKey || f.client_secret !== creds.apiSecret) return json(401, { error: 'invalid_client' });
+      if (f.grant_type !== 'client_credentials') return json(400, { error: 'unsupported_grant_type' });
+      const token = randomBytes(24).toString('base64url');
+      tokens.add(token);
+      stats.tokensIssued++;
+      return json(200, { access_token: token, token_type: 'bearer' });
+    }
+    const m = /^\/v1\/apps\/([^/]+)\/reviews\/?$/.exec(url.pathname);
+    if (!m || req.method !== 'GET') return json(404, { status: { code: 404, message: 'Not Found' } });
+    if (decodeURIComponent(m[1] as string) !== creds.appKey) {
+      return json(404, { status: { code: 404, message: "Couldn't find Account with app_key", error_type: 'Resource not found' } });
+    }
+    const q = url.searchParams;
+    const utoken = q.get('utoken');
+    if (utoken === null || !tokens.has(utoken)) {
+      return json(401, { status: { code: 401, message: 'Invalid token', error_type: 'Unauthorized' } });
+    }
+    const count = Math.min(REVIEWS_MAX_COUNT, positiveInt(q.get('count'), 10) ?? 10);
+    const page = positiveInt(q.get('page'), 1) ?? 1;
+    let sinceMs: number | null = null;
+    const since = q.get('since_updated_at');
+    if (since !== null && since !== '') {
+      sinceMs = Date.parse(since);
+      if (Number.isNaN(sinceMs)) return json(400, { status: { code: 400, message: 'invalid since_updated_at', error_type: 'Bad Request' } });
+    }
+    const index = reviewIndex(sinceMs, q.get('deleted') === 'true');
+    const n = index ? index.length : nReviews;
+    // pages from 2 on start one earlier: position count-1 is served twice (see the file comment)
+    let start: number;
+    let end: number;
+    if (page === 1) {
+      start = 0;
+      end = Math.min(n, count);
+    } else if (n <= count) {
+      start = end = 0;
+    } else {
+      start = Math.min(n, (page - 1) * count - 1);
+      end = Math.min(n, start + count);
+    }
+    const list: Record<string, unknown>[] = [];
+    for (let p = start; p < end; p++) list.push(reviewAt(seed, index ? (index[p] as number) : p, nCustomers));
+    return json(200, { status: { code: 200, message: 'OK' }, reviews: list });
+  }
+
+  // ---- insider ------------------------------------------------------------------------------
+  function insider(req: IncomingMessage, url: URL, body: Body): Reply {
+    if (headerValue(req, 'x-partner-name') !== partnerLower || headerValue(req, 'x-request-token') !== creds.insiderApiKey) {
+      return json(401, { success: false, message: 'Partner token authentication failed.' });
+    }
+    if (url.pathname !== '/api/user/v1/upsert' || req.method !== 'POST') return json(404, { error: 'not found' });
+    const ct = headerValue(req, 'content-type') ?? '';
+    if (!/^application\/json\s*(;|$)/i.test(ct)) return json(400, { error: 'content type must be application/json' });
+    if (body.buf === null || body.bytes > INSIDER_MAX_BODY_BYTES) {
+      return json(400, { error: 'request body is bigger than maximum allowed size 5,000,000 bytes' });
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.buf.toString('utf8'));
+    } catch {
+      return json(400, { error: 'Request data is not in valid JSON format.' });
+    }
+    if (!isPlainObject(parsed)) return json(400, { error: 'Request data is not in valid JSON format.' });
+    const users = parsed.users;
+    if (!Array.isArray(users) || users.length === 0) return { ...json(400, { error: 'users must be defined: bad request' }), users: 0 };
+    const meta: Pick<Reply, 'users' | 'skipHook'> = { users: users.length };
+    if (typeof parsed.skip_hook === 'boolean') meta.skipHook = parsed.skip_hook;
+    if (users.length > INSIDER_MAX_USERS) {
+      return { ...json(400, { error: `users count must be less than or equal to ${INSIDER_MAX_USERS}: bad request` }), ...meta };
+    }
+    if (parsed.skip_hook !== undefined && typeof parsed.skip_hook !== 'boolean') {
+      return { ...json(400, { error: 'skip_hook must be a boolean: bad request' }), ...meta };
+    }
+    if (faults.badRequestEmails.size > 0) {
+      for (const u of users) {
+        const e: unknown = isPlainObject(u) && isPlainObject(u.identifiers) ? u.identifiers.email : undefined;
+        if (typeof e === 'string' && faults.badRequestEmails.has(normaliseEmail(e))) {
+          return { ...json(400, { error: `sandbox bad request: the batch contains ${e.trim()}` }), ...meta };
+        }
+      }
+    }
+    const errors: Record<string, string[]> = {};
+    let ok = 0;
+    let failed = 0;
+    const skipHook = typeof parsed.skip_hook === 'boolean' ? parsed.skip_hook : null;
+    users.forEach((u: unknown, i: number) => {
+      if (validateUser(u, i, errors, faults.rejectRate)) {
+        ok++;
+        const user = u as Record<string, unknown>;
+        stats.events.accepted += Array.isArray(user.events) ? user.events.length : 0;
+        if (record) received.push({ ...user, skip_hook: skipHook });
+      } else {
+        failed++;
+      }
+    });
+    stats.users.accepted += ok;
+    stats.users.rejected += failed;
+    return {
+      ...json(200, {
+        data: {
+          successful: ok > 0 ? { count: ok } : {},
+          fail: failed > 0 ? { count: failed, errors } : {},
+        },
+      }),
+      ...meta,
+    };
+  }
+
+  // ---- faults -------------------------------------------------------------------------------
+  function injectedFailure(api: SandboxApi): Reply {
+    const u = faultRng();
+    if (u < 1 / 3) {
+      return json(500, api === 'insider'
+        ? { success: false, message: 'The request processing has failed because of an unknown error.' }
+        : { error: 'internal server error' });
+    }
+    if (u < 2 / 3) {
+      return { status: 502, body: null, text: '<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>', headers: { 'content-type': 'text/html' } };
+    }
+    return json(503, { error: 'Temporarily unavailable, please try again later.' });
+  }
+
+  // ---- control ------------------------------------------------------------------------------
+  async function control(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const body = await readBody(req, OTHER_MAX_BODY_BYTES);
+    const route = `${req.method} ${url.pathname}`;
+    switch (route) {
+      case 'GET /__sandbox/insider/users':
+        return send(res, json(200, received));
+      case 'GET /__sandbox/stats':
+        return send(res, json(200, stats));
+      case 'GET /__sandbox/requests':
+        return send(res, json(200, requests));
+      case 'POST /__sandbox/faults': {
+        let f: unknown;
+        try {
+          f = JSON.parse(body.buf?.toString('utf8') || '{}');
+        } catch {
+          f = null;
+        }
+        if (!isPlainObject(f)) return send(res, json(400, { error: 'body must be a JSON object' }));
+        applyFaults(f as SandboxFaults);
+        return send(res, json(200, { ...faults, badRequestEmails: [...faults.badRequestEmails] }));
+      }
+      case 'POST /__sandbox/expire-tokens':
+        tokens.clear();
+        return send(res, json(200, { ok: true }));
+      case 'POST /__sandbox/reset':
+        doReset();
+        return send(res, json(200, { ok: true }));
+      default:
+        return send(res, json(404, { error: 'unknown sandbox control endpoint' }));
+    }
+  }
+
+  function doReset(): void {
+    received = [];
+    requests = [];
+    stats = emptyStats();
+  }
+
+  function send(res: ServerResponse, r: Reply): void {
+    const headers: Record<string, string> = { ...(r.headers ?? {}) };
+    let payload: string;
+    if (r.text !== undefined) {
+      payload = r.text;
+    } else {
+      payload = JSON.stringify(r.body);
+      headers['content-type'] ??= 'application/json; charset=utf-8';
+    }
+    headers['content-length'] = String(Buffer.byteLength(payload));
+    res.writeHead(r.status, headers);
+    res.end(payload);
+  }
+
+  // ---- dispatch -----------------------------------------------------------------------------
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const rawUrl = req.url ?? '/';
+    const url = new URL(rawUrl, 'http://127.0.0.1');
+    if (url.pathname.startsWith('/__sandbox/')) return control(req, res, url);
+    const api = apiOf(url.pathname);
+    if (api === null) {
+      await readBody(req, 0);
+      return send(res, json(404, { error: 'not found' }));
+    }
+
+    // fault decisions are taken on arrival
+    let fault: RecordedRequest['fault'];
+    if (faults.rateLimitRps > 0) {
+      let b = buckets.get(api);
+      if (!b) buckets.set(api, (b = new TokenBucket(faults.rateLimitRps)));
+      if (!b.take()) fault = 'rate_limit';
+    }
+    if (!fault && faults.failRate > 0 && faultRng() < faults.failRate) fault = 'fail';
+
+    const body = await readBody(req, api === 'insider' ? INSIDER_MAX_BODY_BYTES : OTHER_MAX_BODY_BYTES);
+    if (faults.latencyMs > 0) await sleep(faults.latencyMs);
+
+    let reply: Reply;
+    if (fault === 'rate_limit') {
+      stats.faults.rateLimited++;
+      reply = json(429, { error: 'rejected: too many requests' }, { 'retry-after': '1' });
+    } else if (fault === 'fail') {
+      stats.faults.failed++;
+      reply = injectedFailure(api);
+    } else if (api === 'loyalty') {
+      reply = loyalty(req, url);
+    } else if (api === 'reviews') {
+      reply = reviews(req, url, body);
+    } else {
+      reply = insider(req, url, body);
+    }
+    send(res, reply);
+
+    const status = String(reply.status);
+    stats.requests++;
+    stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
+    const s = stats.byApi[api];
+    s.requests++;
+    s.byStatus[status] = (s.byStatus[status] ?? 0) + 1;
+    if (record) {
+      const rec: RecordedRequest = { api, method: req.method ?? 'GET', path: redactPath(rawUrl), status: reply.status, headers: safeHeaders(req) };
+      if (req.method === 'POST' || body.bytes > 0) rec.bytes = body.bytes;
+      if (reply.users !== undefined) rec.users = reply.users;
+      if (reply.skipHook !== undefined) rec.skipHook = reply.skipHook;
+      if (fault) rec.fault = fault;
+      requests.push(rec);
+    }
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) {
+        try {
+          send(res, json(500, { error: `sandbox internal error: ${err instanceof Error ? err.message : String(err)}` }));
+        } catch {
+          res.destroy();
+        }
+      } else {
+        res.destroy();
+      }
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+
+  let closed: Promise<void> | null = null;
+  return {
+    url,
+    env: {
+      YOTPO_LOYALTY_URL: url,
+      YOTPO_API_URL: url,
+      INSIDER_API_URL: url,
+      YOTPO_LOYALTY_API_KEY: creds.loyaltyApiKey,
+      YOTPO_LOYALTY_GUID: creds.loyaltyGuid,
+      YOTPO_APP_KEY: creds.appKey,
+      YOTPO_API_SECRET: creds.apiSecret,
+      INSIDER_PARTNER_NAME: creds.insiderPartner,
+      INSIDER_API_KEY: creds.insiderApiKey,
+    },
+    setFaults: applyFaults,
+    expireReviewTokens: () => tokens.clear(),
+    received: () => received.slice(),
+    requests: () => requests.slice(),
+    stats: () => structuredClone(stats),
+    reset: doReset,
+    close: () => {
+      closed ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closed;
+    },
+  };
+}
+
+export { isRejectedEmail, APIS as SANDBOX_APIS };

@@ -1,0 +1,89 @@
+export type SandboxApi = 'loyalty' | 'reviews' | 'insider';
+
+export interface SandboxOptions {
+  /** number of loyalty customers */
+  customers: number;
+  /** number of reviews */
+  reviews: number;
+  /** default 1 */
+  seed?: number;
+  /** default 0 (ephemeral) */
+  port?: number;
+  /** added to every API response (not /__sandbox) */
+  latencyMs?: number;
+  /** 0..1 probability of a 5xx (500/502/503 mixed) per API request */
+  failRate?: number;
+  /** per API (loyalty, reviews, insider each); over the limit → 429 with `Retry-After: 1`; 0/undefined = no limit */
+  rateLimitRps?: number;
+  /** 0..1 share of users (chosen from the email, so the same users every time) that Insider rejects in fail.errors */
+  rejectRate?: number;
+  /** a batch containing any of these emails (compared trimmed, lower-cased) gets a whole-batch 400 */
+  badRequestEmails?: string[];
+  /** default true; when false keep only counts: received() and requests() stay empty */
+  recordUsers?: boolean;
+  /** default 100; per_page above it is clamped */
+  loyaltyPageSizeMax?: number;
+}
+
+export type SandboxFaults = Partial<Pick<SandboxOptions, 'latencyMs' | 'failRate' | 'rateLimitRps' | 'rejectRate' | 'badRequestEmails'>>;
+
+/** A user Insider accepted: the user object as received, plus the `skip_hook` of its request (null when absent). */
+export interface ReceivedUser {
+  identifiers?: { email?: string; [key: string]: unknown };
+  attributes?: { custom?: Record<string, unknown>; [key: string]: unknown };
+  events?: Array<Record<string, unknown>>;
+  skip_hook: boolean | null;
+  [key: string]: unknown;
+}
+
+export interface RecordedRequest {
+  api: SandboxApi;
+  method: string;
+  /** path with query; the utoken value replaced by "REDACTED" */
+  path: string;
+  status: number;
+  /** Insider: number of users in the request (when it could be parsed) */
+  users?: number;
+  /** request body size in bytes (POST requests) */
+  bytes?: number;
+  /** Insider: the request's skip_hook (when present) */
+  skipHook?: boolean;
+  /** the fault injected, if any */
+  fault?: 'rate_limit' | 'fail';
+  /** lower-cased request headers, minus secrets (x-api-key, x-guid, x-request-token, authorization, cookie) */
+  headers: Record<string, string>;
+}
+
+export interface SandboxApiStats {
+  requests: number;
+  byStatus: Record<string, number>;
+}
+
+export interface SandboxStats {
+  requests: number;
+  byStatus: Record<string, number>;
+  byApi: Record<SandboxApi, SandboxApiStats>;
+  faults: { rateLimited: number; failed: number };
+  users: { accepted: number; rejected: number };
+  events: { accepted: number };
+  /** reviews access tokens issued by POST /oauth/token */
+  tokensIssued: number;
+}
+
+export interface Sandbox {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  /** the env vars pointing a backfill at the sandbox */
+  env: Record<string, string>;
+  setFaults(f: SandboxFaults): void;
+  /** invalidates issued utokens, so the next data call gets 401 */
+  expireReviewTokens(): void;
+  /** every user Insider accepted, in arrival order (duplicates kept) */
+  received(): ReceivedUser[];
+  /** every API request */
+  requests(): RecordedRequest[];
+  stats(): SandboxStats;
+  /** forgets recorded users, requests and counters (data and faults stay) */
+  reset(): void;
+  close(): Promise<void>;
+}

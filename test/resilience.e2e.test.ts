@@ -1,0 +1,200 @@
+// Nothing lost, nothing twice: faults injected by the sandbox, per-user failures, the failed file
+// and `retry`, auth failures and unavailable APIs, and an interrupt with a resume.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { runBackfill } from '../src/commands/backfill.js';
+import { runRetry } from '../src/commands/retry.js';
+import { ReviewsApi } from '../src/yotpo/reviews.js';
+import { ApiClient, newRequestCounters } from '../src/pipeline/http.js';
+import { DEFAULT_RETRY_POLICY } from '../src/pipeline/retry.js';
+import { isRejectedEmail, startSandbox, type Sandbox } from '../src/sandbox/index.js';
+import { captureIo, FAST, normalised, sandboxCustomers, workdir } from './helpers.js';
+
+const SEED = 11;
+const CUSTOMERS = 1200;
+
+function countByEmail(sandbox: Sandbox): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const user of sandbox.received()) {
+    const email = String(user.identifiers?.email);
+    counts.set(email, (counts.get(email) ?? 0) + 1);
+  }
+  return counts;
+}
+
+function readJsonl(path: string): Record<string, unknown>[] {
+  return readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).map((line) => JSON.parse(line));
+}
+
+describe('resilience over the sandbox', () => {
+  let sandbox: Sandbox;
+  const sendable = new Set(sandboxCustomers(SEED, CUSTOMERS).map((c) => normalised(c.email)).filter((e): e is string => !!e));
+
+  before(async () => {
+    sandbox = await startSandbox({ customers: CUSTOMERS, reviews: 0, seed: SEED });
+  });
+  after(() => sandbox.close());
+
+  test('under 5xx, 429 and per-user rejections every other user arrives once; retry delivers the rest', async () => {
+    sandbox.reset();
+    const rejectRate = 0.05;
+    sandbox.setFaults({ failRate: 0.2, rateLimitRps: 10, rejectRate });
+    const cwd = workdir();
+    const io = captureIo(sandbox.env, cwd);
+    let summary;
+    try {
+      summary = await runBackfill({ ...FAST, maxRetryAfter: 5, reviews: false, batchSize: 50, maxAttempts: 10, failed: 'failed.jsonl' }, io);
+    } finally {
+      sandbox.setFaults({ failRate: 0, rateLimitRps: 0, rejectRate: 0 });
+    }
+    assert.equal(summary.exit_code, 1, io.err());
+    assert.ok(summary.requests.retries > 0, 'faults were retried');
+    assert.ok(sandbox.stats().faults.failed > 0 && sandbox.stats().faults.rateLimited > 0, 'both kinds of fault happened');
+
+    const rejected = [...sendable].filter((email) => isRejectedEmail(email, rejectRate));
+    assert.ok(rejected.length > 10);
+    const delivered = countByEmail(sandbox);
+    for (const email of sendable) {
+      if (rejected.includes(email)) assert.equal(delivered.has(email), false);
+      else assert.equal(delivered.get(email), 1, `${email} delivered ${delivered.get(email) ?? 0} times`);
+    }
+    const failed = readJsonl(join(cwd, 'failed.jsonl'));
+    assert.deepEqual(failed.map((line) => (line.user as { identifiers: { email: string } }).identifiers.email).sort(), rejected.sort());
+    for (const line of failed) {
+      assert.match(String(line.error), /sandbox rejected this user/);
+      assert.equal(line.status, 200);
+    }
+    assert.equal(summary.users.failed, rejected.length);
+
+    // With the cause fixed, `retry` sends exactly those users, each once.
+    sandbox.reset();
+    const retryIo = captureIo(sandbox.env, cwd);
+    const retried = await runRetry('failed.jsonl', { ...FAST }, retryIo);
+    assert.equal(retried.exit_code, 0, retryIo.err());
+    assert.deepEqual([...countByEmail(sandbox).keys()].sort(), rejected.sort());
+    assert.ok([...countByEmail(sandbox).values()].every((n) => n === 1));
+    assert.equal(retried.users.succeeded, rejected.length);
+    assert.equal(retried.failed_file, null);
+  });
+
+  test('a 400 on a whole batch is split down to the one bad user', async () => {
+    sandbox.reset();
+    const bad = [...sendable][123]!;
+    sandbox.setFaults({ badRequestEmails: [bad] });
+    const cwd = workdir();
+    try {
+      const summary = await runBackfill({ ...FAST, reviews: false, batchSize: 64, failed: 'failed.jsonl' }, captureIo(sandbox.env, cwd));
+      assert.equal(summary.exit_code, 1);
+      assert.equal(summary.users.failed, 1);
+    } finally {
+      sandbox.setFaults({ badRequestEmails: [] });
+    }
+    const failed = readJsonl(join(cwd, 'failed.jsonl'));
+    assert.equal(failed.length, 1);
+    assert.equal((failed[0]!.user as { identifiers: { email: string } }).identifiers.email, bad);
+    assert.equal(failed[0]!.status, 400);
+    const delivered = countByEmail(sandbox);
+    assert.equal(delivered.size, sendable.size - 1);
+    assert.ok([...delivered.values()].every((n) => n === 1));
+    // 64 → 32 → 16 → 8 → 4 → 2 → 1: six levels of halves, each with one 400.
+    assert.equal(sandbox.requests().filter((r) => r.api === 'insider' && r.status === 400).length, 7);
+  });
+
+  test('Yotpo unreachable: exit 3 after the retries, with the state saved', async () => {
+    const cwd = workdir();
+    const io = captureIo({ ...sandbox.env, YOTPO_LOYALTY_URL: 'http://127.0.0.1:9' }, cwd);
+    const summary = await runBackfill({ ...FAST, reviews: false, maxAttempts: 3 }, io);
+    assert.equal(summary.exit_code, 3);
+    assert.equal(summary.requests.loyalty, 3);
+    assert.match(io.err(), /Yotpo Loyalty API unavailable after 3 attempt\(s\)/);
+    assert.match(io.err(), /to resume, run: yotpo-insider backfill/);
+    assert.ok(existsSync(join(cwd, '.yotpo-insider/state.json')));
+  });
+
+  test('wrong Reviews secret: exit 3 naming the Reviews variables', async () => {
+    const io = captureIo({ ...sandbox.env, YOTPO_API_SECRET: 'wrong-secret-1234' });
+    const summary = await runBackfill({ ...FAST }, io);
+    assert.equal(summary.exit_code, 3);
+    assert.match(io.err(), /Yotpo Reviews API rejected the credentials \(HTTP 401\); check YOTPO_APP_KEY, YOTPO_API_SECRET/);
+    assert.equal(sandbox.received().filter(() => false).length, 0);
+  });
+});
+
+describe('Reviews token', () => {
+  test('cached for the run, renewed once on a 401, and a second 401 stops', async () => {
+    const sandbox = await startSandbox({ customers: 10, reviews: 250, seed: 3 });
+    try {
+      const counters = newRequestCounters();
+      const client = new ApiClient({
+        api: 'reviews',
+        baseUrl: sandbox.url,
+        headers: {},
+        rps: 0,
+        retry: { ...DEFAULT_RETRY_POLICY, baseDelayMs: 1 },
+        timeoutMs: 5000,
+        counters,
+      });
+      const api = new ReviewsApi(client, { url: sandbox.url, appKey: sandbox.env.YOTPO_APP_KEY!, secret: sandbox.env.YOTPO_API_SECRET! });
+      await api.page(1);
+      await api.page(2);
+      assert.equal(sandbox.stats().tokensIssued, 1, 'one token for many pages');
+      sandbox.expireReviewTokens();
+      assert.ok((await api.page(3)).length > 0);
+      assert.equal(sandbox.stats().tokensIssued, 2, 'renewed once');
+
+      const wrong = new ReviewsApi(client, { url: sandbox.url, appKey: sandbox.env.YOTPO_APP_KEY!, secret: 'not-the-secret' });
+      await assert.rejects(wrong.page(1), /rejected the credentials \(HTTP 401\)/);
+    } finally {
+      await sandbox.close();
+    }
+  });
+});
+
+describe('interrupt and resume', () => {
+  test('SIGINT: exit 130 with the state saved; the re-run fetches only the remaining pages', async () => {
+    const customers = 3000;
+    const sandbox = await startSandbox({ customers, reviews: 0, seed: 5, latencyMs: 15 });
+    const cwd = workdir();
+    try {
+      const bin = join(import.meta.dirname, '..', 'bin', 'yotpo-insider.js');
+      const child = spawn(
+        process.execPath,
+        [bin, 'backfill', '--no-reviews', '--loyalty-rps', '0', '--insider-rps', '0', '--batch-size', '50'],
+        { cwd, env: { ...process.env, ...sandbox.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      // Interrupt once a good share of users has arrived.
+      while (sandbox.received().length < 600) await new Promise((r) => setTimeout(r, 10));
+      child.kill('SIGINT');
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      assert.equal(code, 130, stderr);
+      assert.match(stderr, /to resume, run: yotpo-insider backfill/);
+      const state = JSON.parse(readFileSync(join(cwd, '.yotpo-insider/state.json'), 'utf8'));
+      const firstRun = sandbox.received().length;
+      assert.ok(firstRun < customers * 0.95, `interrupted before the end (${firstRun})`);
+      assert.equal(state.backfill.phase, 'loyalty');
+      assert.ok(state.backfill.pages_confirmed >= 6, JSON.stringify(state));
+
+      const loyaltyBefore = sandbox.requests().filter((r) => r.api === 'loyalty').length;
+      const io = captureIo(sandbox.env, cwd);
+      const summary = await runBackfill({ ...FAST, reviews: false, batchSize: 50 }, io);
+      assert.equal(summary.exit_code, 0, io.err());
+      assert.equal(summary.resumed, true);
+      assert.match(io.err(), /resuming the backfill/);
+      const loyaltyAfter = sandbox.requests().filter((r) => r.api === 'loyalty').length - loyaltyBefore;
+      assert.equal(loyaltyAfter, customers / 100 - state.backfill.pages_confirmed, 'only the remaining pages are fetched');
+
+      const expected = new Set(sandboxCustomers(5, customers).map((c) => normalised(c.email)).filter(Boolean));
+      const counts = countByEmail(sandbox);
+      assert.deepEqual(new Set(counts.keys()), expected, 'the union covers every user');
+      assert.deepEqual([...counts.values()].filter((n) => n !== 1), [], 'nobody twice');
+    } finally {
+      await sandbox.close();
+    }
+  });
+});
