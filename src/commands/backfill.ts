@@ -20,15 +20,19 @@ import {
 import { toEpochMs } from '../mapping/values.js';
 import { PageTracker, readJsonState, writeJsonState } from '../pipeline/checkpoint.js';
 import { Delivery } from '../pipeline/delivery.js';
+import { Progress, type ProgressFigures } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
 import { COMMON_DEFAULTS, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
 import { holdUntil, prefetch } from '../pipeline/streams.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
-import { allCustomerPages, recentCustomerPages, type LoyaltyPage } from '../yotpo/loyalty.js';
+import { readEmailList } from '../yotpo/email-list.js';
+import { allCustomerPages, emailLookupPages, LOYALTY_PAGE_SIZE, recentCustomerPages, type LoyaltyPage } from '../yotpo/loyalty.js';
 import { ReviewsApi, reviewPages } from '../yotpo/reviews.js';
 
 export interface BackfillOptions extends CommonOptions {
   since?: string;
+  /** `--emails <file>`: backfill just these customers, looked up one by one (no checkpoint). */
+  emails?: string;
   limit?: number;
   reviews: boolean;
   loyalty: boolean;
@@ -100,7 +104,11 @@ export async function runBackfill(
     reporter,
   );
   const statePath = resolve(io.cwd, options.state);
-  summary.state_file = options.dryRun ? null : statePath;
+  // A subset run (--emails) neither resumes nor moves the full backfill's checkpoint.
+  const checkpointing = !options.dryRun && options.emails === undefined;
+  summary.state_file = checkpointing ? statePath : null;
+  const emailList = options.emails === undefined ? undefined : await readEmailList(resolve(io.cwd, options.emails));
+  const listed = emailList ? new Set(emailList.emails) : undefined;
   const failedFile = failedFileFor(options, io, new Date(startedAt));
   const warnings: FieldWarnings = new Map();
   const audit =
@@ -115,7 +123,7 @@ export async function runBackfill(
     audit?.write(userRow(status, reason, email, flat));
 
   // Resume: a saved, unfinished backfill of the same listing continues where it was confirmed.
-  const stateFile: StateFile = (options.dryRun ? undefined : readJsonState<StateFile>(statePath)) ?? {};
+  const stateFile: StateFile = (checkpointing ? readJsonState<StateFile>(statePath) : undefined) ?? {};
   let state = stateFile.backfill;
   if (options.fresh || !state || state.phase === 'done' || state.endpoint !== options.loyaltyEndpoint) state = undefined;
   if (state) {
@@ -134,12 +142,30 @@ export async function runBackfill(
     updated_at: new Date().toISOString(),
   };
   const saveState = () => {
-    if (options.dryRun) return;
+    if (!checkpointing) return;
     saved.updated_at = new Date().toISOString();
     writeJsonState(statePath, { ...stateFile, backfill: saved });
   };
 
   if (options.dryRun) reporter.info('dry run: Yotpo is read and every user is built, batched and checked; nothing is sent to Insider');
+
+  const progress = new Progress(io, {
+    quiet: options.quiet,
+    records: 'customers',
+    reviews: options.reviews,
+    recordsTotalKnown: options.loyalty && options.loyaltyEndpoint === 'all' && !options.emails,
+  });
+  let customersTotal: number | undefined;
+  let loyaltyCustomersRead = 0;
+  const figures = (): ProgressFigures => ({
+    reviewPages: reviewPagesRead,
+    reviews: reviewsRead,
+    customersRead: loyaltyCustomersRead,
+    ...(customersTotal ? { customersTotal } : {}),
+    sent: summary.users.sent,
+    succeeded: summary.users.succeeded,
+    failed: summary.users.failed,
+  });
 
   const aggregator = options.reviews ? new ReviewAggregator() : undefined;
   let reviewPagesRead = 0;
@@ -152,7 +178,7 @@ export async function runBackfill(
       reviewPagesRead++;
       reviewsRead += page.reviews.length;
       for (const review of page.reviews) aggregator.add(review);
-      reporter.progress(() => `reviews: ${reviewPagesRead} pages, ${reviewsRead.toLocaleString('en-US')} reviews read`);
+      progress.update(figures());
     }
   })();
   reviewsDone.catch(() => undefined); // observed where it is awaited
@@ -206,10 +232,10 @@ export async function runBackfill(
     summary.users.sent++;
     await delivery.add(toInsiderUser(email, flat), tag);
   };
-  const skip = (reason: string, email = '', flat: FlatAttributes = {}) => {
-    summary.users.skipped++;
-    addReason(summary.skipped_reasons, reason);
-    auditRow('skipped', reason, email, flat);
+  const skip = (reason: string, email = '', flat: FlatAttributes = {}, count = 1) => {
+    summary.users.skipped += count;
+    addReason(summary.skipped_reasons, reason, count);
+    if (count === 1) auditRow('skipped', reason, email, flat);
   };
   const limitReached = () => options.limit !== undefined && summary.users.read >= options.limit;
   const stopRequested = () => control.signal?.aborted === true;
@@ -220,14 +246,26 @@ export async function runBackfill(
     // Phase 1: loyalty customers, held on disk until the review aggregates are complete.
     if (saved.phase === 'loyalty' && clients.loyalty) {
       const loyaltyClient = clients.loyalty;
-      const listing =
-        options.loyaltyEndpoint === 'all'
+      if (emailList && emailList.invalid > 0) {
+        summary.users.read += emailList.invalid;
+        skip('invalid email in --emails', '', {}, emailList.invalid);
+      }
+      const listing: AsyncGenerator<LoyaltyPage> = emailList
+        ? emailLookupPages(loyaltyClient, emailList.emails, options.pagesInFlight)
+        : options.loyaltyEndpoint === 'all'
           ? allCustomerPages(loyaltyClient, options.pagesInFlight, saved.cursor ? Number(saved.cursor) : 1)
           : recentCustomerPages(loyaltyClient, saved.cursor);
       const pages = holdUntil<LoyaltyPage>(prefetch(listing, 2), reviewsDone);
       let finished = true;
       for await (const page of pages) {
         const seq = pagesBefore + page.seq;
+        // --emails: an address Yotpo does not know is not a loyalty member; its reviews (if any)
+        // are still sent with the reviewers below.
+        for (const email of page.missing ?? []) {
+          if (aggregator && aggregator.includedCount(email) > 0) continue;
+          summary.users.read++;
+          skip('not a loyalty member', email);
+        }
         // A page cut short by --limit is never confirmed: a later run starts at it again.
         let pageComplete = true;
         for (const customer of page.customers) {
@@ -236,6 +274,7 @@ export async function runBackfill(
             break;
           }
           summary.users.read++;
+          loyaltyCustomersRead++;
           const record = (customer ?? {}) as Record<string, unknown>;
           const email = normaliseEmail(record.email);
           if (!email) {
@@ -258,7 +297,8 @@ export async function runBackfill(
           saveSoon();
         }
         await audit?.drained();
-        reporter.progress(() => `loyalty: ${seq} pages, users ${summary.users.read.toLocaleString('en-US')} read, ${summary.users.sent.toLocaleString('en-US')} sent, ${summary.users.succeeded.toLocaleString('en-US')} ok, ${summary.users.failed.toLocaleString('en-US')} failed`);
+        if (page.totalPages) customersTotal = page.totalPages * LOYALTY_PAGE_SIZE;
+        progress.update(figures());
         if (limitReached() || stopRequested() || delivery.fatal) {
           finished = false;
           break;
@@ -281,13 +321,17 @@ export async function runBackfill(
       for (const email of aggregator.unmatched()) {
         if (stopRequested() || delivery.fatal) break;
         if (aggregator.includedCount(email) === 0) continue;
+        if (listed && !listed.has(email)) continue;
         if (sinceMs !== undefined && aggregator.lastUpdatedMs(email) < sinceMs) continue;
         const position = index++;
         // On a resume the first reviewers_confirmed were delivered by the earlier run.
         if (position < reviewersAlreadyConfirmed) continue;
         if (limitReached()) break;
         summary.users.read++;
-        if (position % 500 === 0) await audit?.drained();
+        if (position % 500 === 0) {
+          await audit?.drained();
+          progress.update(figures());
+        }
         await send(email, aggregator.attributesFor(email), { reviewer: position });
       }
     }
@@ -300,6 +344,8 @@ export async function runBackfill(
     await delivery.wrapUp(caught instanceof InterruptedError);
   }
   error ??= delivery.fatal;
+  progress.update(figures());
+  progress.stop();
   saveState();
   await failedFile.close();
   await audit?.close();

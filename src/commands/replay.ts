@@ -18,6 +18,7 @@ import { toInsiderUser, type FieldWarnings, type FlatAttributes, type InsiderEve
 import { toEpochMs } from '../mapping/values.js';
 import { Delivery } from '../pipeline/delivery.js';
 import { Ledger } from '../pipeline/ledger.js';
+import { Progress } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
 import { COMMON_DEFAULTS, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
@@ -121,6 +122,16 @@ export async function runReplay(
     ...(options.birthdayPlaceholderYear ? { placeholderYear: options.birthdayPlaceholderYear } : {}),
   };
   const warnings: FieldWarnings = new Map();
+  const progress = new Progress(io, { quiet: options.quiet, records: 'events' });
+  const showProgress = () =>
+    progress.update({
+      reviewPages: 0,
+      reviews: 0,
+      customersRead: summary.events.read,
+      sent: summary.users.sent,
+      succeeded: summary.users.succeeded,
+      failed: summary.users.failed,
+    });
   let spooled: { path: string; remove: () => void } | undefined;
   let oldEvents = 0;
 
@@ -166,6 +177,7 @@ export async function runReplay(
       await delivery.add(user, { email, events: entry.events });
     }
     await audit?.drained();
+    showProgress();
   };
 
   let error: unknown;
@@ -247,6 +259,8 @@ export async function runReplay(
   } finally {
     spooled?.remove();
   }
+  showProgress();
+  progress.stop();
   if (!options.dryRun) ledger.save();
   await rejects.close();
   await failedFile.close();

@@ -7,6 +7,7 @@ import { loadConfig } from '../config.js';
 import { InterruptedError, UsageError } from '../errors.js';
 import { flattenAttributes, normaliseEmail, type InsiderUser } from '../mapping/transform.js';
 import { Delivery } from '../pipeline/delivery.js';
+import { Progress } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
 import { COMMON_DEFAULTS, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
@@ -66,6 +67,9 @@ export async function runRetry(
     },
   });
 
+  const progress = new Progress(io, { quiet: options.quiet, records: 'users' });
+  const showProgress = () =>
+    progress.update({ reviewPages: 0, reviews: 0, customersRead: summary.users.read, ...summary.users });
   let error: unknown;
   try {
     for await (const { lineNumber, text } of readLines(path)) {
@@ -92,7 +96,10 @@ export async function runRetry(
         continue;
       }
       summary.users.sent++;
-      await audit?.drained();
+      if (summary.users.sent % 500 === 0) {
+        await audit?.drained();
+        showProgress();
+      }
       await delivery.add(record.user, { eventKeys });
     }
     await delivery.finish();
@@ -100,6 +107,8 @@ export async function runRetry(
     error = caught;
     await delivery.wrapUp(caught instanceof InterruptedError);
   }
+  showProgress();
+  progress.stop();
   ledger?.save();
   await failedFile.close();
   await audit?.close();

@@ -26,20 +26,13 @@ export function processIo(): Io {
 export interface ReporterOptions {
   quiet?: boolean;
   verbose?: boolean;
-  /** Minimum time between two plain progress lines. */
-  progressEveryMs?: number;
 }
 
 export class Reporter {
-  private lastProgressAt = 0;
-  private readonly progressEveryMs: number;
-
   constructor(
     private readonly io: Io,
     private readonly options: ReporterOptions = {},
   ) {
-    this.progressEveryMs = options.progressEveryMs ?? 10_000;
-    this.lastProgressAt = Date.now();
   }
 
   private write(line: string): void {
@@ -72,13 +65,4 @@ export class Reporter {
   verbose = (line: string): void => {
     if (this.options.verbose) this.write(line);
   };
-
-  /** A plain progress line, at most every progressEveryMs (cron and CI logs stay readable). */
-  progress(line: () => string, force = false): void {
-    if (this.options.quiet) return;
-    const now = Date.now();
-    if (!force && now - this.lastProgressAt < this.progressEveryMs) return;
-    this.lastProgressAt = now;
-    this.write(line());
-  }
 }

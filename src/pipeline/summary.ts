@@ -107,10 +107,12 @@ export function formatSummary(summary: RunSummary): string[] {
   }
   const q = summary.requests;
   lines.push(`  requests: ${n(q.yotpo)} Yotpo (${n(q.loyalty)} loyalty, ${n(q.reviews)} reviews), ${n(q.insider)} Insider, ${n(q.retries)} retries`);
-  const warnings = Object.entries(summary.field_warnings);
+  const warnings = Object.entries(summary.field_warnings).sort(([a, x], [b, y]) => y - x || a.localeCompare(b));
   if (warnings.length > 0) {
     const total = warnings.reduce((sum, [, count]) => sum + count, 0);
-    lines.push(`  fields omitted (value did not fit): ${n(total)}${reasons(summary.field_warnings)}`);
+    const shown = Object.fromEntries(warnings.slice(0, 4));
+    const more = warnings.length > 4 ? `, and ${warnings.length - 4} more kinds in --json` : '';
+    lines.push(`  fields omitted (value did not fit the type; never sent wrong): ${n(total)}${reasons(shown).replace(/\)$/, `${more})`)}`);
   }
   for (const warning of summary.warnings) lines.push(`  warning: ${warning}`);
   if (summary.stopped) lines.push(`  stopped: ${summary.stopped}`);

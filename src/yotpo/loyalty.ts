@@ -21,6 +21,8 @@ export interface LoyaltyPage {
   nextCursor: string | null;
   /** Known up front with the `all` listing. */
   totalPages?: number;
+  /** `--emails`: listed addresses that Yotpo does not know. */
+  missing?: string[];
 }
 
 function readCursor(body: Record<string, unknown>): string | null {
@@ -126,4 +128,34 @@ export async function lookupCustomer(client: ApiClient, email: string): Promise<
   if (response.status === 404) return null;
   if (response.status !== 200) throw client.unexpected(response, 'customer lookup');
   return response.body;
+}
+
+/**
+ * `--emails`: each email looked up one by one (`inFlight` at once, paced by the client), yielded
+ * as pages of up to LOYALTY_PAGE_SIZE customers; emails Yotpo does not know are listed as missing.
+ */
+export async function* emailLookupPages(
+  client: ApiClient,
+  emails: readonly string[],
+  inFlight: number,
+): AsyncGenerator<LoyaltyPage> {
+  const window: Promise<unknown | null>[] = [];
+  let next = 0;
+  let page = { customers: [] as unknown[], missing: [] as string[] };
+  let seq = 0;
+  for (let index = 0; index < emails.length; index++) {
+    while (window.length < inFlight && next < emails.length) {
+      const pending = lookupCustomer(client, emails[next++]!);
+      pending.catch(() => undefined); // awaited in turn below
+      window.push(pending);
+    }
+    const customer = await window.shift()!;
+    if (customer === null) page.missing.push(emails[index]!);
+    else page.customers.push(customer);
+    if (page.customers.length + page.missing.length >= LOYALTY_PAGE_SIZE || index === emails.length - 1) {
+      seq++;
+      yield { seq, ...page, cursor: null, nextCursor: null };
+      page = { customers: [], missing: [] };
+    }
+  }
 }
