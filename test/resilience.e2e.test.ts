@@ -198,3 +198,45 @@ describe('interrupt and resume', () => {
     }
   });
 });
+
+describe('resume in the reviewer phase', () => {
+  test('an interrupt while reviewer-only users are sent resumes from the snapshot, without paging reviews again', async () => {
+    const customers = 300;
+    const sandbox = await startSandbox({ customers, reviews: 3000, seed: 9 });
+    const cwd = workdir();
+    try {
+      const loyaltySendable = sandboxCustomers(9, customers).filter((c) => normalised(c.email)).length;
+      const controller = new AbortController();
+      const timer = setInterval(() => {
+        if (sandbox.received().length >= loyaltySendable + 150) controller.abort();
+      }, 1);
+      const first = await runBackfill({ ...FAST, batchSize: 25, concurrency: 1 }, captureIo(sandbox.env, cwd), { signal: controller.signal });
+      clearInterval(timer);
+      assert.equal(first.exit_code, 130);
+      const state = JSON.parse(readFileSync(join(cwd, '.yotpo-insider/state.json'), 'utf8')).backfill;
+      assert.equal(state.phase, 'reviewers');
+      assert.ok(state.reviewers_confirmed > 0);
+      assert.ok(existsSync(state.reviewers_file));
+
+      const reviewRequestsBefore = sandbox.requests().filter((r) => r.api === 'reviews').length;
+      const io = captureIo(sandbox.env, cwd);
+      const second = await runBackfill({ ...FAST, batchSize: 25 }, io);
+      assert.equal(second.exit_code, 0, io.err());
+      assert.equal(sandbox.requests().filter((r) => r.api === 'reviews').length, reviewRequestsBefore, 'reviews not paged again');
+      assert.equal(existsSync(state.reviewers_file), false, 'the snapshot is removed once the run is done');
+
+      const counts = countByEmail(sandbox);
+      assert.deepEqual([...counts.values()].filter((n) => n !== 1), [], 'nobody twice');
+      // Everyone a fresh run would send arrived: loyalty customers and reviewers with an included review.
+      const fresh = await startSandbox({ customers, reviews: 3000, seed: 9 });
+      try {
+        await runBackfill({ ...FAST }, captureIo(fresh.env));
+        assert.deepEqual(new Set(counts.keys()), new Set(fresh.received().map((u) => String(u.identifiers?.email))));
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await sandbox.close();
+    }
+  });
+});

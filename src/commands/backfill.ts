@@ -4,7 +4,9 @@
 // pages are fetched into a disk spill; once the aggregates are complete, loyalty users are sent,
 // each once with its review attributes, then the reviewers who are not loyalty customers.
 
-import { resolve } from 'node:path';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { AuditCsv, USER_COLUMNS, userRow } from '../audit/csv.js';
 import { loadConfig } from '../config.js';
 import { InterruptedError, UsageError, type ApiName } from '../errors.js';
@@ -23,10 +25,11 @@ import { Delivery } from '../pipeline/delivery.js';
 import { Progress, type ProgressFigures } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
 import { COMMON_DEFAULTS, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
-import { holdUntil, prefetch } from '../pipeline/streams.js';
+import { holdUntil, prefetch, writeJsonl } from '../pipeline/streams.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
 import { readEmailList } from '../yotpo/email-list.js';
 import { allCustomerPages, emailLookupPages, LOYALTY_PAGE_SIZE, recentCustomerPages, type LoyaltyPage } from '../yotpo/loyalty.js';
+import { readLines } from '../yotpo/lines.js';
 import { ReviewsApi, reviewPages } from '../yotpo/reviews.js';
 
 export interface BackfillOptions extends CommonOptions {
@@ -64,8 +67,10 @@ interface BackfillState {
   /** Where the loyalty listing resumes: the cursor (recent) or page number (all) after the last confirmed page. */
   cursor: string | null;
   pages_confirmed: number;
-  /** Reviewer-only users confirmed, in the aggregator's order. */
+  /** Reviewer-only users confirmed: lines of the reviewer snapshot. */
   reviewers_confirmed: number;
+  /** The reviewer-only users to send (JSONL of {email, attributes}), written when the loyalty phase ends. */
+  reviewers_file?: string;
   updated_at: string;
 }
 
@@ -141,6 +146,8 @@ export async function runBackfill(
     reviewers_confirmed: 0,
     updated_at: new Date().toISOString(),
   };
+  // Beside the state file when checkpointing; otherwise in a private temporary folder.
+  const snapshotPath = () => (checkpointing ? `${statePath}.reviewers.jsonl` : join(mkdtempSync(join(tmpdir(), 'yotpo-insider-')), 'reviewers.jsonl'));
   const saveState = () => {
     if (!checkpointing) return;
     saved.updated_at = new Date().toISOString();
@@ -167,7 +174,8 @@ export async function runBackfill(
     failed: summary.users.failed,
   });
 
-  const aggregator = options.reviews ? new ReviewAggregator() : undefined;
+  // A run resumed in the reviewer phase reads its snapshot; the reviews are not paged again.
+  const aggregator = options.reviews && !(saved.phase === 'reviewers' && saved.reviewers_file) ? new ReviewAggregator() : undefined;
   let reviewPagesRead = 0;
   let reviewsRead = 0;
   const reviewsApi = clients.reviews && config.reviews ? new ReviewsApi(clients.reviews, config.reviews) : undefined;
@@ -315,35 +323,48 @@ export async function runBackfill(
     if (stopRequested()) throw new InterruptedError();
     if (delivery.fatal) throw delivery.fatal;
 
-    // Phase 2: reviewers who are not loyalty customers, with their review attributes alone.
-    if (saved.phase === 'reviewers' && aggregator && !limitReached()) {
-      let index = 0;
-      for (const email of aggregator.unmatched()) {
-        if (stopRequested() || delivery.fatal) break;
-        if (aggregator.includedCount(email) === 0) continue;
-        if (listed && !listed.has(email)) continue;
-        if (sinceMs !== undefined && aggregator.lastUpdatedMs(email) < sinceMs) continue;
-        const position = index++;
+    // Phase 2: reviewers who are not loyalty customers, with their review attributes alone. They
+    // are listed once in a snapshot file the state points to, so a resumed run neither pages the
+    // reviews again nor needs to know which reviewers the loyalty phase matched.
+    if (saved.phase === 'reviewers' && options.reviews && !limitReached()) {
+      if (!saved.reviewers_file) {
+        if (!aggregator) throw new Error('review aggregates are missing');
+        saved.reviewers_file = await writeReviewerSnapshot(aggregator, snapshotPath(), (email) =>
+          (!listed || listed.has(email)) && (sinceMs === undefined || aggregator.lastUpdatedMs(email) >= sinceMs),
+        );
+        saved.reviewers_confirmed = 0;
+        saveState();
+      } else if (!existsSync(saved.reviewers_file)) {
+        throw new UsageError(`the reviewer snapshot ${saved.reviewers_file} named by the state file is gone; run again with --fresh`);
+      }
+      for await (const { lineNumber, text } of readLines(saved.reviewers_file)) {
+        if (stopRequested() || delivery.fatal || limitReached()) break;
+        const position = lineNumber - 1;
         // On a resume the first reviewers_confirmed were delivered by the earlier run.
-        if (position < reviewersAlreadyConfirmed) continue;
-        if (limitReached()) break;
+        if (position < reviewersAlreadyConfirmed || text === '') continue;
+        const { email, attributes } = JSON.parse(text) as { email: string; attributes: FlatAttributes };
         summary.users.read++;
         if (position % 500 === 0) {
           await audit?.drained();
           progress.update(figures());
         }
-        await send(email, aggregator.attributesFor(email), { reviewer: position });
+        await send(email, attributes, { reviewer: position });
       }
     }
     await delivery.finish();
     if (stopRequested()) throw new InterruptedError();
-    if (!limitReached()) saved.phase = 'done';
+    if (!limitReached()) {
+      saved.phase = 'done';
+      if (saved.reviewers_file) rmSync(saved.reviewers_file, { force: true });
+      delete saved.reviewers_file;
+    }
   } catch (caught) {
     error = caught;
     // Let requests in flight finish (bounded) so their outcomes are recorded before the state is saved.
     await delivery.wrapUp(caught instanceof InterruptedError);
   }
   error ??= delivery.fatal;
+  if (!checkpointing && saved.reviewers_file) rmSync(dirname(saved.reviewers_file), { recursive: true, force: true });
   progress.update(figures());
   progress.stop();
   saveState();
@@ -372,4 +393,15 @@ export async function runBackfill(
 function updatedSince(customer: Record<string, unknown>, sinceMs: number): boolean {
   const updated = toEpochMs(customer.updated_at) ?? toEpochMs(customer.last_seen_at);
   return updated === undefined || updated >= sinceMs;
+}
+
+/** Writes the reviewer-only users (who pass `keep`) as JSONL; returns the path. */
+async function writeReviewerSnapshot(aggregator: ReviewAggregator, path: string, keep: (email: string) => boolean): Promise<string> {
+  async function* rows() {
+    for (const email of aggregator.unmatched()) {
+      if (aggregator.includedCount(email) > 0 && keep(email)) yield { email, attributes: aggregator.attributesFor(email) };
+    }
+  }
+  await writeJsonl(path, rows());
+  return path;
 }

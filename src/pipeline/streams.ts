@@ -1,10 +1,10 @@
 // Async-generator plumbing: read ahead of the consumer by a bounded number of items, and hold
 // items on disk (not in memory) until the consumer may start.
 
-import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 /**
@@ -103,4 +103,15 @@ export async function* holdUntil<T>(
     spill.remove();
     await source.return?.(undefined);
   }
+}
+
+/** Writes items as JSON lines (private to the user: they hold emails), with backpressure. */
+export async function writeJsonl(path: string, items: AsyncIterable<unknown> | Iterable<unknown>): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true });
+  const out = createWriteStream(path, { mode: 0o600 });
+  for await (const item of items) {
+    if (!out.write(`${JSON.stringify(item)}\n`)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'close');
 }
