@@ -1,11 +1,14 @@
 // Commander wiring only: flags → typed options → run*(options) → exit code. No logic lives here.
 
+import { createRequire } from 'node:module';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { EXIT, exitCodeOf, UsageError } from './errors.js';
 import { redact } from './redact.js';
 import { processIo, type Io } from './pipeline/report.js';
 import type { RunControl } from './pipeline/run.js';
 import type { RunSummary } from './pipeline/summary.js';
+
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
 function integer(min: number, max: number) {
   return (value: string): number => {
@@ -71,6 +74,7 @@ function commonFrom(flags: Flags) {
 export function buildProgram(io: Io, control: RunControl, setResult: (code: number) => void): Command {
   const program = new Command('yotpo-insider')
     .description("Move a brand's Yotpo loyalty customers, review aggregates and loyalty webhooks into Insider.")
+    .version(version)
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({
