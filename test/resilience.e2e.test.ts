@@ -168,10 +168,15 @@ describe('interrupt and resume', () => {
       );
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      // Interrupt once a good share of users has arrived.
-      while (sandbox.received().length < 600) await new Promise((r) => setTimeout(r, 10));
+      const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+      let exited = false;
+      void closed.then(() => (exited = true));
+      // Interrupt once a good share of users has arrived (bounded: a child that fails must not hang the suite).
+      const deadline = Date.now() + 30_000;
+      while (sandbox.received().length < 600 && !exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(exited, false, `the child ended before the interrupt: ${stderr}`);
       child.kill('SIGINT');
-      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      const code = await closed;
       assert.equal(code, 130, stderr);
       assert.match(stderr, /to resume, run: yotpo-insider backfill/);
       const state = JSON.parse(readFileSync(join(cwd, '.yotpo-insider/state.json'), 'utf8'));

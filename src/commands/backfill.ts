@@ -13,11 +13,13 @@ import { InterruptedError, UsageError, type ApiName } from '../errors.js';
 import { ReviewAggregator } from '../mapping/review-aggregates.js';
 import {
   mapAttributes,
+  mapUser,
   flattenAttributes,
   normaliseEmail,
   toInsiderUser,
   type FieldWarnings,
   type FlatAttributes,
+  type InsiderUser,
 } from '../mapping/transform.js';
 import { toEpochMs } from '../mapping/values.js';
 import { PageTracker, readJsonState, writeJsonState } from '../pipeline/checkpoint.js';
@@ -236,9 +238,9 @@ export async function runBackfill(
     },
   });
 
-  const send = async (email: string, flat: FlatAttributes, tag: Tag) => {
+  const send = async (user: InsiderUser, tag: Tag) => {
     summary.users.sent++;
-    await delivery.add(toInsiderUser(email, flat), tag);
+    await delivery.add(user, tag);
   };
   const skip = (reason: string, email = '', flat: FlatAttributes = {}, count = 1) => {
     summary.users.skipped += count;
@@ -297,7 +299,7 @@ export async function runBackfill(
             continue;
           }
           tracker.addUser(seq);
-          await send(email, mapAttributes([customer], reviewAttributes, transformOptions, warnings), { page: seq });
+          await send(mapUser(email, [customer], reviewAttributes, transformOptions, warnings), { page: seq });
         }
         if (pageComplete && tracker.pageRead(seq, page.nextCursor) && tracker.confirmed) {
           saved.cursor = tracker.confirmed.resumeAfter;
@@ -348,7 +350,7 @@ export async function runBackfill(
           await audit?.drained();
           progress.update(figures());
         }
-        await send(email, attributes, { reviewer: position });
+        await send(toInsiderUser(email, attributes), { reviewer: position });
       }
     }
     await delivery.finish();

@@ -50,13 +50,24 @@ const splitPaths = (paths: readonly string[]) => paths.map((p) => p.split('.'));
 
 /** First present value of the paths, looking in each source object in turn (member first). */
 function firstPresent(sources: readonly unknown[], paths: readonly string[][]): unknown {
-  for (const source of sources) {
-    for (const p of paths) {
-      const value = getPath(source, p);
+  for (let s = 0; s < sources.length; s++) {
+    const source = sources[s];
+    for (let p = 0; p < paths.length; p++) {
+      const value = getPath(source, paths[p]!);
       if (!isAbsent(value)) return value;
     }
   }
   return undefined;
+}
+
+/** `<attribute>: <why>` keys, built once per pair: warnings are frequent (a birthday without year). */
+const warningKeys = new Map<string, Map<string, string>>();
+function warningKey(name: string, reason: string): string {
+  let byReason = warningKeys.get(name);
+  if (!byReason) warningKeys.set(name, (byReason = new Map()));
+  let key = byReason.get(reason);
+  if (!key) byReason.set(reason, (key = `${name}: ${reason}`));
+  return key;
 }
 
 function compileAttribute(row: AttributeRow): Reader | undefined {
@@ -79,7 +90,7 @@ function compileAttribute(row: AttributeRow): Reader | undefined {
 
 const COMPILED_ATTRIBUTES = USER_ATTRIBUTES.flatMap((row) => {
   const read = compileAttribute(row);
-  return read ? [{ name: row.name, read }] : [];
+  return read ? [{ name: row.name, custom: row.where === 'custom', read }] : [];
 });
 
 /** The attributes computed from reviews rather than read from a Yotpo record. */
@@ -103,21 +114,57 @@ export function mapAttributes(
   for (const { name, read } of COMPILED_ATTRIBUTES) {
     const result = read(sources, options);
     if ('ok' in result) attributes[name] = result.ok;
-    else if ('warning' in result) countWarning(warnings, `${name}: ${result.warning}`);
+    else if ('warning' in result) countWarning(warnings, warningKey(name, result.warning));
   }
   if (reviewAttributes) Object.assign(attributes, reviewAttributes);
   return attributes;
+}
+
+/**
+ * The hot path of a backfill: a record straight to an Insider user (defaults at the root of
+ * `attributes`, the rest under `custom`), without an intermediate flat object.
+ */
+export function mapUser(
+  email: string,
+  sources: readonly unknown[],
+  reviewAttributes: FlatAttributes | undefined,
+  options: TransformOptions,
+  warnings: FieldWarnings,
+): InsiderUser {
+  const custom: Record<string, Scalar> = {};
+  const attributes: InsiderUser['attributes'] = { email };
+  let customCount = 0;
+  for (const { name, custom: isCustom, read } of COMPILED_ATTRIBUTES) {
+    const result = read(sources, options);
+    if ('ok' in result) {
+      if (isCustom) {
+        custom[name] = result.ok;
+        customCount++;
+      } else attributes[name] = result.ok;
+    } else if ('warning' in result) countWarning(warnings, warningKey(name, result.warning));
+  }
+  if (reviewAttributes) {
+    for (const name in reviewAttributes) {
+      custom[name] = reviewAttributes[name]!;
+      customCount++;
+    }
+  }
+  if (customCount > 0) attributes.custom = custom;
+  return { identifiers: { email }, attributes };
 }
 
 /** Splits flat attributes into Insider's shape: defaults at the root, the rest under `custom`. */
 export function toInsiderUser(email: string, flat: FlatAttributes): InsiderUser {
   const custom: Record<string, Scalar> = {};
   const attributes: InsiderUser['attributes'] = { email };
-  for (const [name, value] of Object.entries(flat)) {
-    if (CUSTOM_ATTRIBUTE.has(name)) custom[name] = value;
-    else attributes[name] = value;
+  let customCount = 0;
+  for (const name in flat) {
+    if (CUSTOM_ATTRIBUTE.has(name)) {
+      custom[name] = flat[name]!;
+      customCount++;
+    } else attributes[name] = flat[name];
   }
-  if (Object.keys(custom).length > 0) attributes.custom = custom;
+  if (customCount > 0) attributes.custom = custom;
   return { identifiers: { email }, attributes };
 }
 
@@ -145,7 +192,7 @@ export function mapEventParams(payload: unknown, isShareEvent: boolean, warnings
   for (const { name, paths, sharePaths, coerce } of COMPILED_PARAMS) {
     const result = coerce(firstPresent([payload], isShareEvent && sharePaths ? sharePaths : paths));
     if ('ok' in result) params[name] = result.ok;
-    else if ('warning' in result) countWarning(warnings, `event.${name}: ${result.warning}`);
+    else if ('warning' in result) countWarning(warnings, warningKey(`event.${name}`, result.warning));
   }
   return params;
 }

@@ -12,15 +12,19 @@ const ABSENT: Coerced = { absent: true };
 
 /** MAPPING: "absent, null or an empty string" is omitted, never sent as null. */
 export function isAbsent(value: unknown): boolean {
-  return value === undefined || value === null || (typeof value === 'string' && value.trim() === '');
+  if (value === undefined || value === null) return true;
+  if (typeof value !== 'string') return false;
+  // Only a string that starts with whitespace can be blank; most values need no trim().
+  const first = value.charCodeAt(0);
+  return value.length === 0 || ((first <= 32 || first >= 0x80) && value.trim() === '');
 }
 
 /** Reads `a.b.c` from a parsed JSON object; anything that is not an object along the way is a miss. */
 export function getPath(source: unknown, dottedPath: readonly string[]): unknown {
   let current: unknown = source;
-  for (const key of dottedPath) {
+  for (let i = 0; i < dottedPath.length; i++) {
     if (current === null || typeof current !== 'object' || Array.isArray(current)) return undefined;
-    current = (current as Record<string, unknown>)[key];
+    current = (current as Record<string, unknown>)[dottedPath[i]!];
   }
   return current;
 }
@@ -64,8 +68,11 @@ export function toStringList(value: unknown): Coerced {
 const DATE_TIME =
   /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?|UTC)?$/;
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
 function daysInMonth(year: number, month: number): number {
-  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+  const leap = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return leap ? 29 : DAYS_IN_MONTH[month - 1]!;
 }
 
 function isRealDate(year: number, month: number, day: number): boolean {
@@ -77,6 +84,21 @@ export function formatUtc(epochMs: number): string {
   return new Date(epochMs).toISOString().slice(0, 19) + 'Z';
 }
 
+const digit = (text: string, at: number) => text.charCodeAt(at) - 48;
+const two = (text: string, at: number) => digit(text, at) * 10 + digit(text, at + 1);
+
+/** Already `YYYY-MM-DDTHH:MM:SSZ` and a real instant: most timestamps are, and need no Date. */
+function isCanonicalUtc(text: string): boolean {
+  if (text.length !== 20 || text.charCodeAt(19) !== 90 /* Z */ || text[10] !== 'T') return false;
+  for (const at of [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]) {
+    const d = digit(text, at);
+    if (d < 0 || d > 9) return false;
+  }
+  if (text[4] !== '-' || text[7] !== '-' || text[13] !== ':' || text[16] !== ':') return false;
+  const year = two(text, 0) * 100 + two(text, 2);
+  return isRealDate(year, two(text, 5), two(text, 8)) && two(text, 11) < 24 && two(text, 14) < 60 && two(text, 17) < 60;
+}
+
 /**
  * MAPPING §3: offsets converted to UTC, a zone-less timestamp taken as UTC, fractions dropped,
  * a bare date at midnight UTC. Anything else is unparseable.
@@ -84,6 +106,7 @@ export function formatUtc(epochMs: number): string {
 export function toDate(value: unknown): Coerced {
   if (isAbsent(value)) return ABSENT;
   if (typeof value !== 'string') return { warning: 'not a date' };
+  if (isCanonicalUtc(value)) return { ok: value };
   const match = DATE_TIME.exec(value.trim());
   if (!match) return { warning: 'unparseable date' };
   const [, y, mo, d, h = '0', mi = '0', s = '0', zone] = match;
@@ -94,8 +117,12 @@ export function toDate(value: unknown): Coerced {
   const minute = Number(mi);
   const second = Number(s);
   if (!isRealDate(year, month, day) || hour > 23 || minute > 59 || second > 59) return { warning: 'impossible date' };
+  if (!zone || zone === 'Z' || zone === 'z' || zone === 'UTC') {
+    // Already UTC: the parts are the answer, no Date needed.
+    return { ok: `${y}-${mo}-${d}T${h.padStart(2, '0')}:${mi.padStart(2, '0')}:${s.padStart(2, '0')}Z` };
+  }
   let offsetMinutes = 0;
-  if (zone && zone !== 'Z' && zone !== 'z' && zone !== 'UTC') {
+  {
     const sign = zone.startsWith('-') ? -1 : 1;
     const digits = zone.slice(1).replace(':', '');
     offsetMinutes = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2) || '0'));

@@ -48,6 +48,8 @@ export interface ApiRequest {
   body?: string;
   /** Statuses returned to the caller instead of being treated as failures (e.g. 404 on a lookup). */
   passStatuses?: readonly number[];
+  /** Return a 2xx body as the raw text (the caller parses it when it suits it). */
+  rawBody?: boolean;
 }
 
 export interface ApiResponse {
@@ -113,7 +115,7 @@ export class ApiClient {
           responseType: 'text',
         });
         status = response.statusCode;
-        body = parseBody(response.body);
+        body = req.rawBody && status >= 200 && status < 300 ? response.body : parseBody(response.body);
         const header = response.headers['retry-after'];
         retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header, Date.now());
       } catch (error) {

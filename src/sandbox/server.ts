@@ -465,7 +465,13 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     stats = emptyStats();
   }
 
-  function send(res: ServerResponse, r: Reply): void {
+  interface Serialised {
+    status: number;
+    headers: Record<string, string>;
+    payload: string;
+  }
+
+  function serialise(r: Reply): Serialised {
     const headers: Record<string, string> = { ...(r.headers ?? {}) };
     let payload: string;
     if (r.text !== undefined) {
@@ -475,8 +481,16 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       headers['content-type'] ??= 'application/json; charset=utf-8';
     }
     headers['content-length'] = String(Buffer.byteLength(payload));
-    res.writeHead(r.status, headers);
-    res.end(payload);
+    return { status: r.status, headers, payload };
+  }
+
+  function write(res: ServerResponse, out: Serialised): void {
+    res.writeHead(out.status, out.headers);
+    res.end(out.payload);
+  }
+
+  function send(res: ServerResponse, r: Reply): void {
+    write(res, serialise(r));
   }
 
   // ---- dispatch -----------------------------------------------------------------------------
@@ -499,8 +513,8 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     }
     if (!fault && faults.failRate > 0 && faultRng() < faults.failRate) fault = 'fail';
 
+    const arrivedAt = Date.now();
     const body = await readBody(req, api === 'insider' ? INSIDER_MAX_BODY_BYTES : OTHER_MAX_BODY_BYTES);
-    if (faults.latencyMs > 0) await sleep(faults.latencyMs);
 
     let reply: Reply;
     if (fault === 'rate_limit') {
@@ -516,7 +530,12 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     } else {
       reply = insider(req, url, body);
     }
-    send(res, reply);
+    // The answer leaves latencyMs after the request arrived: the sandbox's own work happens inside
+    // that time, as a real API's does, instead of adding to it.
+    const out = serialise(reply);
+    const wait = faults.latencyMs - (Date.now() - arrivedAt);
+    if (wait > 0) await sleep(wait);
+    write(res, out);
 
     const status = String(reply.status);
     stats.requests++;
