@@ -5,7 +5,8 @@
 //   npm run bench                      20k, 40k, 100k customers (and as many reviews), 100k-line replay
 //   npm run bench -- --sizes 1000000 --latency 0     the million-customer memory run
 
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -55,6 +56,34 @@ async function sandboxProcess(customers: number, reviews: number) {
   return { env, stop: () => child.kill('SIGTERM') };
 }
 
+/**
+ * The floor of the loyalty chain on this machine: the same pages requested one after another by a
+ * bare node:http client that does nothing with them (it only finds the next cursor).
+ */
+async function rawChainMs(env: Record<string, string>): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true });
+  const get = (path: string) =>
+    new Promise<string>((resolve, reject) => {
+      http
+        .get(`${env.YOTPO_LOYALTY_URL}${path}`, { agent, headers: { 'x-guid': env.YOTPO_LOYALTY_GUID, 'x-api-key': env.YOTPO_LOYALTY_API_KEY } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+        })
+        .on('error', reject);
+    });
+  const started = Date.now();
+  let cursor: string | undefined;
+  for (;;) {
+    const text = await get(`/api/v2/customers/recent?per_page=100${cursor ? `&page_info=${cursor}` : ''}`);
+    const match = /"next_page_info":"([^"]+)"/.exec(text.slice(-300));
+    if (!match) break;
+    cursor = match[1];
+  }
+  agent.destroy();
+  return Date.now() - started;
+}
+
 function runOne(args: string[], env: Record<string, string>): Promise<Measured> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'run-one.ts'), ...args], {
@@ -72,34 +101,46 @@ const row = (cells: (string | number)[]) => rows.push(`| ${cells.join(' | ')} |`
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 console.error(`node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), latency ${latencyMs} ms`);
-row(['run', 'wall s', 'users/s', 'bound s', 'wall/bound', 'peak RSS MB', 'CPU µs/customer']);
-row(['---', '---', '---', '---', '---', '---', '---']);
+row(['run', 'wall s', 'users/s', 'bound s', 'wall/bound', 'bare chain s', 'wall/bare chain', 'peak RSS MB', 'CPU µs/customer']);
+row(['---', '---', '---', '---', '---', '---', '---', '---', '---']);
 
 let previous: { size: number; wall: number } | undefined;
-for (const size of sizes) {
+for (const [position, size] of sizes.entries()) {
   const sandbox = await sandboxProcess(size, size);
-  const cwd = mkdtempSync(join(tmpdir(), 'yotpo-insider-bench-'));
   try {
-    const m = await runOne(['backfill', cwd], sandbox.env);
-    const loyaltyPages = Math.ceil(size / 100) + 1;
-    const reviewPages = (m.summary.reviews?.pages ?? 0) + 1;
-    const boundMs = Math.max(loyaltyPages * latencyMs, (reviewPages * latencyMs) / pagesInFlight);
-    const ratio = boundMs > 0 ? m.wallMs / boundMs : NaN;
-    row([
-      `backfill ${fmt(size)} + ${fmt(size)} reviews`,
-      fmt(m.wallMs / 1000, 2),
-      fmt(m.summary.users.succeeded / (m.wallMs / 1000)),
-      fmt(boundMs / 1000, 2),
-      Number.isFinite(ratio) ? fmt(ratio, 3) : 'n/a',
-      fmt(m.maxRssMb, 1),
-      fmt((m.cpuMs * 1000) / size, 1),
-    ]);
-    if (previous) console.error(`  ${fmt(size / previous.size, 1)}× the data took ${fmt(m.wallMs / previous.wall, 2)}× the time`);
-    previous = { size, wall: m.wallMs };
-    console.error(rows.at(-1));
+    // The page-numbered listing once, on the first size: its pages are fetched several at a time.
+    for (const endpoint of position === 0 && latencyMs > 0 ? ['recent', 'all'] : ['recent']) {
+      const cwd = mkdtempSync(join(tmpdir(), 'yotpo-insider-bench-'));
+      try {
+        const m = await runOne(['backfill', cwd, endpoint], sandbox.env);
+        const loyaltyPages = Math.ceil(size / 100) + 1;
+        const reviewPages = (m.summary.reviews?.pages ?? 0) + 1;
+        const loyaltyBound = endpoint === 'all' ? (loyaltyPages * latencyMs) / pagesInFlight : loyaltyPages * latencyMs;
+        const boundMs = Math.max(loyaltyBound, (reviewPages * latencyMs) / pagesInFlight);
+        const chainMs = endpoint === 'recent' ? await rawChainMs(sandbox.env) : NaN;
+        const ratio = boundMs > 0 ? m.wallMs / boundMs : NaN;
+        row([
+          `backfill ${fmt(size)} + ${fmt(size)} reviews${endpoint === 'all' ? ' (--loyalty-endpoint all)' : ''}`,
+          fmt(m.wallMs / 1000, 2),
+          fmt(m.summary.users.succeeded / (m.wallMs / 1000)),
+          fmt(boundMs / 1000, 2),
+          Number.isFinite(ratio) ? fmt(ratio, 3) : 'n/a',
+          Number.isFinite(chainMs) ? fmt(chainMs / 1000, 2) : 'n/a',
+          Number.isFinite(chainMs) ? fmt(m.wallMs / chainMs, 3) : 'n/a',
+          fmt(m.maxRssMb, 1),
+          fmt((m.cpuMs * 1000) / size, 1),
+        ]);
+        console.error(rows.at(-1));
+        if (endpoint === 'recent') {
+          if (previous) console.error(`  ${fmt(size / previous.size, 1)}× the data took ${fmt(m.wallMs / previous.wall, 2)}× the time`);
+          previous = { size, wall: m.wallMs };
+        }
+      } finally {
+        rmSync(cwd, { recursive: true, force: true });
+      }
+    }
   } finally {
     sandbox.stop();
-    rmSync(cwd, { recursive: true, force: true });
   }
 }
 
@@ -135,6 +176,8 @@ if (replayLines > 0) {
       `${fmt(m.summary.events.sent / (m.wallMs / 1000))} events/s`,
       'n/a',
       'n/a',
+      'n/a',
+      'n/a',
       fmt(m.maxRssMb, 1),
       `${fmt((m.cpuMs * 1000) / replayLines, 1)} per line`,
     ]);
@@ -156,10 +199,9 @@ if (replayLines > 0) {
     bytes += toBatchItem(toInsiderUser('a@b.co', mapAttributes([customers[i % 2000]], undefined, {}, warnings)), 0).bytes;
   }
   const ns = Number(process.hrtime.bigint() - t0) / iterations;
-  row(['transform + serialise (1 core)', '', `${fmt(1e9 / ns)} customers/s`, '', '', '', `${fmt(ns / 1000, 2)} per customer`]);
+  row(['transform + serialise (1 core)', '', `${fmt(1e9 / ns)} customers/s`, '', '', '', '', '', `${fmt(ns / 1000, 2)} per customer`]);
   if (bytes === 0) console.error('no bytes?');
 }
 
 console.log(`\n${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${cpus().length} cores, latency ${latencyMs} ms, ${pagesInFlight} review pages in flight, rate limits lifted\n`);
 console.log(rows.join('\n'));
-void execFileSync;

@@ -114,6 +114,7 @@ export function loadConfig(needs: readonly ApiName[], sources: ConfigSources): C
       `missing ${missing.length === 1 ? 'variable' : 'variables'} ${missing.join(', ')} (set them in the environment or in .env)`,
     );
   }
+  // Every credential is kept out of output (matched in any letter case: the partner name is sent lower-cased).
   for (const name of Object.values(CREDENTIALS).flat()) registerSecret(env[name as keyof typeof env]);
 
   const config: Config = {};

@@ -221,3 +221,44 @@ describe('redaction', () => {
     assert.equal(redact("headers: { 'x-api-key': 'k1' }"), "headers: { 'x-api-key': '[REDACTED]' }");
   });
 });
+
+describe('compact structures behind the aggregates', () => {
+  test('StringIndex: dense rows in insertion order, found again after many rehashes, unicode intact', async () => {
+    const { StringIndex } = await import('../src/mapping/compact.js');
+    const index = new StringIndex();
+    const words = Array.from({ length: 50_000 }, (_, i) => (i % 7 === 0 ? `zoë.${i}@例え.jp` : `user.${i}@example.com`));
+    words.forEach((word, i) => assert.equal(index.intern(word), i));
+    assert.equal(index.intern(words[123]!), 123, 'interning again gives the same row');
+    assert.equal(index.size, words.length);
+    for (const i of [0, 1, 7, 4096, 49_999]) {
+      assert.equal(index.find(words[i]!), i);
+      assert.equal(index.get(i), words[i]);
+    }
+    assert.equal(index.find('nobody@example.com'), -1);
+    assert.equal(index.find('user.1@example.co'), -1, 'a prefix is not a match');
+  });
+
+  test('IdSet: numbers (large and sequential) and strings, each once', async () => {
+    const { IdSet } = await import('../src/mapping/compact.js');
+    const ids = new IdSet();
+    for (let i = 0; i < 20_000; i++) assert.equal(ids.add(460_312_221 + i), true);
+    assert.equal(ids.add(460_312_221), false);
+    assert.equal(ids.add(2 ** 40 + 5), true);
+    assert.equal(ids.add(2 ** 40 + 5), false);
+    assert.equal(ids.add('r-1'), true);
+    assert.equal(ids.add('r-1'), false);
+  });
+
+  test('PairCounts: counts per row and id', async () => {
+    const { PairCounts } = await import('../src/mapping/compact.js');
+    const counts = new PairCounts();
+    counts.add(5000, 1);
+    counts.add(5000, 1);
+    counts.add(5000, 2);
+    counts.add(3, 2);
+    assert.deepEqual(counts.of(5000).sort(), [[1, 2], [2, 1]]);
+    assert.deepEqual(counts.of(3), [[2, 1]]);
+    assert.deepEqual(counts.of(4), []);
+    assert.deepEqual(counts.of(999_999), []);
+  });
+});

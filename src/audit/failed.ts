@@ -5,7 +5,6 @@ import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { dirname } from 'node:path';
 import type { InsiderUser } from '../mapping/transform.js';
-import { redact } from '../redact.js';
 
 export interface FailedRecord {
   user: InsiderUser;
@@ -28,8 +27,10 @@ export class JsonlWriter<T> {
       this.stream = createWriteStream(this.path, { flags: 'a', mode: 0o600 });
     }
     this.count++;
-    // One redaction pass over the line: an error text may quote a URL or a response.
-    this.stream.write(`${redact(JSON.stringify(record))}\n`);
+    // Records are data (users, input lines) and are written as they are: a credential that is also
+    // an ordinary word (a partner name that is the brand's domain) must not corrupt a user that
+    // `retry` will send. Error texts are redacted where they are made (Delivery, the uploader).
+    this.stream.write(`${JSON.stringify(record)}\n`);
   }
 
   /** The path if anything was written, else null. */

@@ -23,7 +23,7 @@ import { Reporter, type Io } from '../pipeline/report.js';
 import { COMMON_DEFAULTS, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
 import { readLines } from '../yotpo/lines.js';
-import { parseWebhookLine, type ReplayOptions as LineOptions } from '../yotpo/webhook.js';
+import { parseWebhookLine, type ParsedLine, type ReplayOptions as LineOptions } from '../yotpo/webhook.js';
 
 export interface ReplayOptions extends CommonOptions {
   rejects?: string;
@@ -184,15 +184,30 @@ export async function runReplay(
   try {
     const path = inputPath === '-' ? (spooled = await spoolStdin()).path : inputPath;
 
-    // Pass 1: the line of each user's newest event.
+    // Why an event line is not sent, or null when it is; both passes ask the same question, so the
+    // newest event of a user is chosen among the events actually sent.
+    const skipReason = (parsed: Extract<ParsedLine, { kind: 'event' }>, seen: Set<string>): string | null => {
+      if ((fromMs !== undefined && parsed.epochMs < fromMs) || (toMs !== undefined && parsed.epochMs > toMs)) {
+        return 'outside --from/--to';
+      }
+      if (only && !only.has(parsed.event.event_name) && !only.has(parsed.yotpoName)) return 'not in --only';
+      if (seen.has(parsed.key)) return 'duplicate';
+      seen.add(parsed.key);
+      if (!options.force && ledger.has(parsed.key)) return 'already delivered';
+      return null;
+    };
+
+    // Pass 1: the line of each user's newest event that will be sent.
     const newest = new Map<string, { epochMs: number; line: number }>();
+    const seenFirstPass = new Set<string>();
     for await (const { lineNumber, text } of readLines(path)) {
       if (text.trim() === '') continue;
       const parsed = parseWebhookLine(text, lineOptions, new Map());
-      if (parsed.kind !== 'event') continue;
+      if (parsed.kind !== 'event' || skipReason(parsed, seenFirstPass) !== null) continue;
       const best = newest.get(parsed.email);
       if (!best || parsed.epochMs >= best.epochMs) newest.set(parsed.email, { epochMs: parsed.epochMs, line: lineNumber });
     }
+    seenFirstPass.clear();
 
     // Pass 2: every line is sent, skipped with a reason, or rejected.
     const seen = new Set<string>();
@@ -226,21 +241,9 @@ export async function runReplay(
         params: parsed.params,
         attributes: parsed.attributes,
       };
-      if ((fromMs !== undefined && parsed.epochMs < fromMs) || (toMs !== undefined && parsed.epochMs > toMs)) {
-        skip('outside --from/--to', queued);
-        continue;
-      }
-      if (only && !only.has(parsed.event.event_name) && !only.has(parsed.yotpoName)) {
-        skip('not in --only', queued);
-        continue;
-      }
-      if (seen.has(parsed.key)) {
-        skip('duplicate', queued);
-        continue;
-      }
-      seen.add(parsed.key);
-      if (!options.force && ledger.has(parsed.key)) {
-        skip('already delivered', queued);
+      const reason = skipReason(parsed, seen);
+      if (reason !== null) {
+        skip(reason, queued);
         continue;
       }
       if (parsed.epochMs < startedAt - EVENT_RETENTION_MS) oldEvents++;

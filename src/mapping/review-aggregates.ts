@@ -4,6 +4,7 @@
 import { normaliseEmail, type FlatAttributes } from './transform.js';
 import { SITE_REVIEW_SKU, TOP_TOPICS_LIMIT } from './table.js';
 import { round2, toEpochMs } from './values.js';
+import { grown, IdSet, PairCounts, StringIndex } from './compact.js';
 
 export type ReviewVerdict = 'included' | 'duplicate' | 'deleted' | 'no email' | 'invalid score';
 
@@ -15,15 +16,17 @@ const SITE_SENTIMENT = 3;
 const COLUMNS = 4;
 
 export class ReviewAggregator {
-  private readonly rowOf = new Map<string, number>();
-  private emails: string[] = [];
+  private readonly index = new StringIndex();
+  private capacity = 1024;
   private counts = new Uint32Array(COLUMNS * 1024);
   private sums = new Float64Array(COLUMNS * 1024);
   /** Newest `updated_at` of any of the reviewer's reviews, deleted ones too (for --since). */
   private updatedMs = new Float64Array(1024);
   private matched = new Uint8Array(1024);
-  private readonly topics = new Map<number, Map<string, number>>();
-  private readonly seenIds = new Set<number | string>();
+  /** Topic names, interned: a store has few distinct topics and many reviewers. */
+  private readonly topicNames = new StringIndex();
+  private readonly topics = new PairCounts();
+  private readonly seenIds = new IdSet();
   readonly verdicts: Record<ReviewVerdict, number> = {
     included: 0,
     duplicate: 0,
@@ -33,40 +36,27 @@ export class ReviewAggregator {
   };
 
   get reviewers(): number {
-    return this.emails.length;
+    return this.index.size;
   }
 
   private row(email: string): number {
-    let row = this.rowOf.get(email);
-    if (row !== undefined) return row;
-    row = this.emails.length;
-    if (row >= this.matched.length) this.grow();
-    this.emails.push(email);
-    this.rowOf.set(email, row);
+    const row = this.index.intern(email);
+    if (row >= this.capacity) {
+      // Grow by half: the last doubling of a large run would waste the most.
+      this.capacity = Math.ceil(this.capacity * 1.5);
+      this.counts = grown(this.counts, this.capacity * COLUMNS);
+      this.sums = grown(this.sums, this.capacity * COLUMNS);
+      this.updatedMs = grown(this.updatedMs, this.capacity);
+      this.matched = grown(this.matched, this.capacity);
+    }
     return row;
-  }
-
-  private grow(): void {
-    const capacity = this.matched.length * 2;
-    const grow = <T extends Uint32Array | Float64Array | Uint8Array>(old: T, make: (n: number) => T, width: number) => {
-      const next = make(capacity * width);
-      next.set(old);
-      return next;
-    };
-    this.counts = grow(this.counts, (n) => new Uint32Array(n), COLUMNS);
-    this.sums = grow(this.sums, (n) => new Float64Array(n), COLUMNS);
-    this.updatedMs = grow(this.updatedMs, (n) => new Float64Array(n), 1);
-    this.matched = grow(this.matched, (n) => new Uint8Array(n), 1);
   }
 
   /** Adds one review as the API returned it; the verdict says whether it counted and why not. */
   add(review: unknown): ReviewVerdict {
     const r = (review ?? {}) as Record<string, unknown>;
     const id = r.id;
-    if (typeof id === 'number' || typeof id === 'string') {
-      if (this.seenIds.has(id)) return this.count('duplicate');
-      this.seenIds.add(id);
-    }
+    if ((typeof id === 'number' || typeof id === 'string') && !this.seenIds.add(id)) return this.count('duplicate');
     const email = normaliseEmail(r.email);
     if (!email) return this.count('no email');
     const row = this.row(email);
@@ -88,11 +78,7 @@ export class ReviewAggregator {
     }
     if (Array.isArray(r.topics)) {
       for (const topic of r.topics) {
-        if (typeof topic !== 'string' || topic.trim() === '') continue;
-        let counts = this.topics.get(row);
-        if (!counts) this.topics.set(row, (counts = new Map()));
-        const name = topic.trim();
-        counts.set(name, (counts.get(name) ?? 0) + 1);
+        if (typeof topic === 'string' && topic.trim() !== '') this.topics.add(row, this.topicNames.intern(topic.trim()));
       }
     }
     return this.count('included');
@@ -103,8 +89,13 @@ export class ReviewAggregator {
     return verdict;
   }
 
+  private rowOrUndefined(email: string): number | undefined {
+    const row = this.index.find(email);
+    return row < 0 ? undefined : row;
+  }
+
   has(email: string): boolean {
-    return this.rowOf.has(email);
+    return this.index.find(email) >= 0;
   }
 
   /**
@@ -112,7 +103,7 @@ export class ReviewAggregator {
    * `yotpo_total_reviews: 0`, as does a loyalty customer without any review.
    */
   attributesFor(email: string): FlatAttributes {
-    const row = this.rowOf.get(email);
+    const row = this.rowOrUndefined(email);
     if (row === undefined) return { yotpo_total_reviews: 0 };
     const base = row * COLUMNS;
     const c = (column: number) => this.counts[base + column]!;
@@ -134,9 +125,9 @@ export class ReviewAggregator {
   }
 
   private topTopics(row: number): string[] | undefined {
-    const counts = this.topics.get(row);
-    if (!counts) return undefined;
-    return [...counts]
+    const pairs = this.topics.of(row).map(([id, count]) => [this.topicNames.get(id), count] as const);
+    if (pairs.length === 0) return undefined;
+    return pairs
       .sort(([a, x], [b, y]) => y - x || (a < b ? -1 : a > b ? 1 : 0))
       .slice(0, TOP_TOPICS_LIMIT)
       .map(([name]) => name);
@@ -144,24 +135,24 @@ export class ReviewAggregator {
 
   /** Included reviews of this reviewer (0 when all were excluded). */
   includedCount(email: string): number {
-    const row = this.rowOf.get(email);
+    const row = this.rowOrUndefined(email);
     return row === undefined ? 0 : this.counts[row * COLUMNS + PRODUCT]! + this.counts[row * COLUMNS + SITE]!;
   }
 
   /** Newest review update of the reviewer, in epoch ms (0 when unknown). */
   lastUpdatedMs(email: string): number {
-    const row = this.rowOf.get(email);
+    const row = this.rowOrUndefined(email);
     return row === undefined ? 0 : this.updatedMs[row]!;
   }
 
   /** Marks a reviewer as sent with a loyalty customer, so it is not sent again as reviewer-only. */
   markMatched(email: string): void {
-    const row = this.rowOf.get(email);
+    const row = this.rowOrUndefined(email);
     if (row !== undefined) this.matched[row] = 1;
   }
 
   /** Reviewers not matched to any loyalty customer, in the order they were first seen. */
   *unmatched(): Generator<string> {
-    for (let row = 0; row < this.emails.length; row++) if (!this.matched[row]) yield this.emails[row]!;
+    for (let row = 0; row < this.index.size; row++) if (!this.matched[row]) yield this.index.get(row);
   }
 }

@@ -4,6 +4,7 @@
 import type { JsonlWriter, FailedRecord } from '../audit/failed.js';
 import { Batcher, INSIDER_MAX_USERS, toBatchItem, type BatchItem } from '../insider/batcher.js';
 import type { InsiderUser } from '../mapping/transform.js';
+import { redact } from '../redact.js';
 import type { ApiClient } from './http.js';
 import { Uploader, type Outcome } from './uploader.js';
 
@@ -37,7 +38,7 @@ export class Delivery<Tag> {
         if (outcome.status === 'failed') {
           options.failedFile.write({
             user: item.user,
-            error: outcome.error,
+            error: redact(outcome.error),
             status: outcome.httpStatus,
             attempts: outcome.attempts,
             ...options.failedExtra?.(item.tag),

@@ -37,7 +37,7 @@ async function openInput(path: string): Promise<{ stream: Readable; gzip: boolea
   try {
     handle = await fs.open(path, 'r');
   } catch (error) {
-    throw new UsageError(`cannot read replay input ${path}: ${describe(error)}`);
+    throw new UsageError(`cannot read ${path}: ${describe(error)}`);
   }
   try {
     const stat = await handle.stat();
@@ -49,7 +49,7 @@ async function openInput(path: string): Promise<{ stream: Readable; gzip: boolea
     return { stream, gzip };
   } catch (error) {
     await handle.close().catch(() => undefined);
-    throw new UsageError(`cannot read replay input ${path}: ${describe(error)}`);
+    throw new UsageError(`cannot read ${path}: ${describe(error)}`);
   }
 }
 
@@ -122,7 +122,7 @@ export async function* readLines(input: string): AsyncGenerator<InputLine> {
     else source.unpipe();
   }
   if (failure !== undefined) {
-    throw new UsageError(`cannot read replay input ${label} after line ${lineNumber}: ${describe(failure)}`);
+    throw new UsageError(`cannot read ${label} after line ${lineNumber}: ${describe(failure)}`);
   }
 }
 
