@@ -86,7 +86,7 @@ async function rawChainMs(env: Record<string, string>): Promise<number> {
 
 function runOne(args: string[], env: Record<string, string>): Promise<Measured> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'run-one.ts'), ...args], {
+    const child = spawn(process.execPath, [join(here, 'run-one.mjs'), ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
     });

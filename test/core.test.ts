@@ -244,6 +244,9 @@ describe('compact structures behind the aggregates', () => {
     for (let i = 0; i < 20_000; i++) assert.equal(ids.add(460_312_221 + i), true);
     assert.equal(ids.add(460_312_221), false);
     assert.equal(ids.add(2 ** 40 + 5), true);
+    assert.equal(ids.add('5'), true, 'the string "5" is not the number 5');
+    assert.equal(ids.add(5), true);
+    assert.equal(ids.add(5), false);
     assert.equal(ids.add(2 ** 40 + 5), false);
     assert.equal(ids.add('r-1'), true);
     assert.equal(ids.add('r-1'), false);

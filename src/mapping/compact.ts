@@ -56,7 +56,7 @@ export class StringIndex {
     if ((this.size + 1) * 2 > this.slots.length) this.rehash(this.slots.length * 2);
     const encoded = this.encode(text);
     if (this.used + encoded.length > this.bytes.length) {
-      this.bytes = grown(this.bytes, Math.max(this.bytes.length * 2, this.used + encoded.length));
+      this.bytes = grown(this.bytes, Math.max(Math.ceil(this.bytes.length * 1.5), this.used + encoded.length));
     }
     if (this.size >= this.starts.length) {
       this.starts = grown(this.starts, this.starts.length * 2);
@@ -105,45 +105,46 @@ export class StringIndex {
   }
 }
 
-/** A set of review ids: numbers in a typed-array hash set, anything else in a plain Set. */
+/**
+ * A set of review ids. Ids that fit 32 bits (Yotpo's do) sit in a typed-array hash set, stored
+ * as id + 1 so that 0 marks an empty slot; anything else goes to a plain Set.
+ */
 export class IdSet {
-  private slots = new Float64Array(1 << 12).fill(Number.NaN);
+  private slots = new Uint32Array(1 << 12);
   private count = 0;
   private readonly others = new Set<string>();
 
   /** Adds `id`; false when it was already there. */
   add(id: number | string): boolean {
-    if (typeof id !== 'number' || !Number.isFinite(id)) {
-      const key = String(id);
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= 0xffffffff) {
+      const key = typeof id === 'number' ? `n${id}` : `s${id}`;
       if (this.others.has(key)) return false;
       this.others.add(key);
       return true;
     }
     if ((this.count + 1) * 2 > this.slots.length) this.rehash();
-    if (!this.insert(this.slots, id)) return false;
+    if (!IdSet.insert(this.slots, id + 1)) return false;
     this.count++;
     return true;
   }
 
-  private insert(slots: Float64Array, id: number): boolean {
+  private static insert(slots: Uint32Array, stored: number): boolean {
     const mask = slots.length - 1;
-    // Mix the id's bits (ids are often sequential) before masking.
-    let slot = (Math.imul((id | 0) ^ ((id / 4294967296) | 0), 0x9e3779b1) >>> 0) & mask;
-    for (;;) {
+    // Mix the bits first: ids are often sequential.
+    for (let slot = (Math.imul(stored, 0x9e3779b1) >>> 0) & mask; ; slot = (slot + 1) & mask) {
       const value = slots[slot]!;
-      if (Number.isNaN(value)) {
-        slots[slot] = id;
+      if (value === 0) {
+        slots[slot] = stored;
         return true;
       }
-      if (value === id) return false;
-      slot = (slot + 1) & mask;
+      if (value === stored) return false;
     }
   }
 
   private rehash(): void {
     const old = this.slots;
-    this.slots = new Float64Array(old.length * 2).fill(Number.NaN);
-    for (const value of old) if (!Number.isNaN(value)) this.insert(this.slots, value);
+    this.slots = new Uint32Array(old.length * 2);
+    for (const value of old) if (value !== 0) IdSet.insert(this.slots, value);
   }
 }
 
