@@ -7,7 +7,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { AuditCsv, USER_COLUMNS, userRow } from '../audit/csv.js';
+import { USER_COLUMNS, userRow } from '../audit/csv.js';
 import { loadConfig } from '../config.js';
 import { InterruptedError, UsageError, type ApiName } from '../errors.js';
 import { ReviewAggregator } from '../mapping/review-aggregates.js';
@@ -26,7 +26,7 @@ import { PageTracker, readJsonState, writeJsonState } from '../pipeline/checkpoi
 import { Delivery } from '../pipeline/delivery.js';
 import { Progress, type ProgressFigures } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
-import { COMMON_DEFAULTS, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
+import { auditFor, auditStatus, COMMON_DEFAULTS, failedFileFor, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
 import { holdUntil, prefetch, writeJsonl } from '../pipeline/streams.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
 import { readEmailList } from '../yotpo/email-list.js';
@@ -118,14 +118,7 @@ export async function runBackfill(
   const listed = emailList ? new Set(emailList.emails) : undefined;
   const failedFile = failedFileFor(options, io, new Date(startedAt));
   const warnings: FieldWarnings = new Map();
-  const audit =
-    options.dryRun || options.out
-      ? new AuditCsv(
-          options.out === '-' ? '-' : resolve(io.cwd, options.out ?? `yotpo-insider-backfill-${fileTimestamp(new Date(startedAt))}.csv`),
-          USER_COLUMNS,
-          io.stdout,
-        )
-      : undefined;
+  const audit = auditFor('backfill', options, io, new Date(startedAt), USER_COLUMNS);
   const auditRow = (status: Parameters<typeof userRow>[0], reason: string, email: string, flat: FlatAttributes) =>
     audit?.write(userRow(status, reason, email, flat));
 
@@ -216,8 +209,7 @@ export async function runBackfill(
       if (outcome.status === 'succeeded') summary.users.succeeded++;
       else if (outcome.status === 'failed') summary.users.failed++;
       if (audit) {
-        const status = outcome.status === 'would_send' ? 'would_send' : outcome.status === 'succeeded' ? 'sent' : 'failed';
-        auditRow(status, outcome.status === 'failed' ? outcome.error : '', item.user.identifiers.email, flattenAttributes(item.user));
+        auditRow(auditStatus(outcome), outcome.status === 'failed' ? outcome.error : '', item.user.identifiers.email, flattenAttributes(item.user));
       }
       // A user written to the failed file is settled too: `retry` re-sends it, a resume must not.
       const tag = item.tag;

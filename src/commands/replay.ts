@@ -9,7 +9,7 @@ import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { AuditCsv, EVENT_COLUMNS, eventRow, type AuditStatus } from '../audit/csv.js';
+import { EVENT_COLUMNS, eventRow, type AuditStatus } from '../audit/csv.js';
 import { JsonlWriter } from '../audit/failed.js';
 import { loadConfig } from '../config.js';
 import { InterruptedError, UsageError } from '../errors.js';
@@ -20,7 +20,7 @@ import { Delivery } from '../pipeline/delivery.js';
 import { Ledger } from '../pipeline/ledger.js';
 import { Progress } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
-import { COMMON_DEFAULTS, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
+import { auditFor, auditStatus, COMMON_DEFAULTS, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
 import { readLines } from '../yotpo/lines.js';
 import { parseWebhookLine, type ParsedLine, type ReplayOptions as LineOptions } from '../yotpo/webhook.js';
@@ -109,10 +109,7 @@ export async function runReplay(
   const statePath = resolve(io.cwd, options.state);
   const ledger = new Ledger(statePath);
   summary.state_file = options.dryRun ? null : statePath;
-  const audit =
-    options.dryRun || options.out
-      ? new AuditCsv(options.out === '-' ? '-' : resolve(io.cwd, options.out ?? `yotpo-insider-replay-${stamp}.csv`), EVENT_COLUMNS, io.stdout)
-      : undefined;
+  const audit = auditFor('replay', options, io, new Date(startedAt), EVENT_COLUMNS);
   if (options.dryRun) reporter.info('dry run: every line is read, validated, mapped and batched; nothing is sent to Insider');
 
   const lineOptions: LineOptions = {
@@ -158,7 +155,7 @@ export async function runReplay(
         summary.users.failed++;
         summary.events.failed += events.length;
       }
-      const status: AuditStatus = outcome.status === 'would_send' ? 'would_send' : outcome.status === 'succeeded' ? 'sent' : 'failed';
+      const status = auditStatus(outcome);
       for (const queued of events) auditEvent(status, outcome.status === 'failed' ? outcome.error : '', queued.line, item.tag.email, queued);
     },
   });

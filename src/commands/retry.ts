@@ -2,14 +2,14 @@
 // same batching, retries and summary, and writes what fails again to a failed file of its own.
 
 import { resolve } from 'node:path';
-import { AuditCsv, USER_COLUMNS, userRow } from '../audit/csv.js';
+import { USER_COLUMNS, userRow } from '../audit/csv.js';
 import { loadConfig } from '../config.js';
 import { InterruptedError, UsageError } from '../errors.js';
 import { flattenAttributes, normaliseEmail, type InsiderUser } from '../mapping/transform.js';
 import { Delivery } from '../pipeline/delivery.js';
 import { Progress } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
-import { COMMON_DEFAULTS, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
+import { auditFor, auditStatus, COMMON_DEFAULTS, failedFileFor, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
 import { Ledger } from '../pipeline/ledger.js';
 import { readLines } from '../yotpo/lines.js';
@@ -41,9 +41,7 @@ export async function runRetry(
   const path = file === '-' ? '-' : resolve(io.cwd, file);
   const failedFile = failedFileFor(options, io, new Date(startedAt));
   if (failedFile.path === path) throw new UsageError('--failed must not name the file being retried');
-  const audit = options.dryRun || options.out
-    ? new AuditCsv(options.out === '-' ? '-' : resolve(io.cwd, options.out ?? `yotpo-insider-retry-${fileTimestamp(new Date(startedAt))}.csv`), USER_COLUMNS, io.stdout)
-    : undefined;
+  const audit = auditFor('retry', options, io, new Date(startedAt), USER_COLUMNS);
   // Users that carried replayed events: once delivered, their events join the replay ledger.
   const ledger = options.dryRun ? undefined : new Ledger(resolve(io.cwd, options.state));
   summary.state_file = ledger ? ledger.path : null;
@@ -61,7 +59,7 @@ export async function runRetry(
         summary.users.succeeded++;
         ledger?.addAll(item.tag.eventKeys);
       } else if (outcome.status === 'failed') summary.users.failed++;
-      const status = outcome.status === 'would_send' ? 'would_send' : outcome.status === 'succeeded' ? 'sent' : 'failed';
+      const status = auditStatus(outcome);
       const reason = outcome.status === 'failed' ? outcome.error : '';
       audit?.write(userRow(status, reason, item.user.identifiers.email, flattenAttributes(item.user)));
     },

@@ -4,7 +4,9 @@
 import { resolve } from 'node:path';
 import type { Config } from '../config.js';
 import { AuthError, EXIT, exitCodeOf, InterruptedError, type ApiName } from '../errors.js';
+import { AuditCsv, type AuditStatus } from '../audit/csv.js';
 import { JsonlWriter, type FailedRecord } from '../audit/failed.js';
+import type { Outcome } from './uploader.js';
 import { ApiClient, newRequestCounters, type RequestCounters } from './http.js';
 import { Reporter, type Io } from './report.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
@@ -114,6 +116,24 @@ export function makeClients(
     });
   }
   return clients;
+}
+
+/** The audit CSV of a run: with --dry-run (default name) or --out; none otherwise. */
+export function auditFor(
+  command: RunSummary['command'],
+  options: Pick<CommonOptions, 'dryRun' | 'out'>,
+  io: Io,
+  startedAt: Date,
+  columns: readonly string[],
+): AuditCsv | undefined {
+  if (!options.dryRun && !options.out) return undefined;
+  const path = options.out === '-' ? '-' : resolve(io.cwd, options.out ?? `yotpo-insider-${command}-${fileTimestamp(startedAt)}.csv`);
+  return new AuditCsv(path, columns, io.stdout);
+}
+
+/** A user's outcome as the audit CSV's status. */
+export function auditStatus(outcome: Outcome): AuditStatus {
+  return outcome.status === 'would_send' ? 'would_send' : outcome.status === 'succeeded' ? 'sent' : 'failed';
 }
 
 export function failedFileFor(options: CommonOptions, io: Io, startedAt: Date): JsonlWriter<FailedRecord> {
