@@ -245,3 +245,43 @@ describe('resume in the reviewer phase', () => {
     }
   });
 });
+
+describe('resume in the loyalty phase, with reviews', () => {
+  test('loyalty customers confirmed before the interrupt are not sent again as reviewer-only users', async () => {
+    const customers = 2000;
+    const sandbox = await startSandbox({ customers, reviews: 3000, seed: 13 });
+    const cwd = workdir();
+    try {
+      const controller = new AbortController();
+      const timer = setInterval(() => {
+        if (sandbox.received().length >= 700) controller.abort();
+      }, 1);
+      const first = await runBackfill({ ...FAST, batchSize: 50, concurrency: 1 }, captureIo(sandbox.env, cwd), { signal: controller.signal });
+      clearInterval(timer);
+      assert.equal(first.exit_code, 130);
+      const state = JSON.parse(readFileSync(join(cwd, '.yotpo-insider/state.json'), 'utf8')).backfill;
+      assert.equal(state.phase, 'loyalty');
+      assert.ok(state.pages_confirmed > 0 && state.pages_confirmed < customers / 100);
+
+      const io = captureIo(sandbox.env, cwd);
+      const second = await runBackfill({ ...FAST, batchSize: 50 }, io);
+      assert.equal(second.exit_code, 0, io.err());
+      assert.equal(existsSync(join(cwd, '.yotpo-insider/state.json.matched.txt')), false, 'removed once done');
+      const counts = countByEmail(sandbox);
+      assert.deepEqual([...counts].filter(([, n]) => n !== 1), [], 'nobody twice');
+
+      const fresh = await startSandbox({ customers, reviews: 3000, seed: 13 });
+      try {
+        await runBackfill({ ...FAST }, captureIo(fresh.env));
+        assert.deepEqual(new Set(counts.keys()), new Set(fresh.received().map((u) => String(u.identifiers?.email))));
+        // Each user arrived with the same attributes as in an uninterrupted run.
+        const byEmail = new Map(fresh.received().map((u) => [String(u.identifiers?.email), u.attributes]));
+        for (const user of sandbox.received()) assert.deepEqual(user.attributes, byEmail.get(String(user.identifiers?.email)));
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await sandbox.close();
+    }
+  });
+});

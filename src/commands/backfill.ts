@@ -4,7 +4,8 @@
 // pages are fetched into a disk spill; once the aggregates are complete, loyalty users are sent,
 // each once with its review attributes, then the reviewers who are not loyalty customers.
 
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { USER_COLUMNS, userRow } from '../audit/csv.js';
@@ -174,6 +175,19 @@ export async function runBackfill(
   let reviewPagesRead = 0;
   let reviewsRead = 0;
   const reviewsApi = clients.reviews && config.reviews ? new ReviewsApi(clients.reviews, config.reviews) : undefined;
+  // Loyalty customers who are also reviewers, listed beside the state as they are met, so that a
+  // run resumed in the loyalty phase does not send them again as reviewer-only users.
+  const matchedPath = `${statePath}.matched.txt`;
+  if (checkpointing && !summary.resumed) rmSync(matchedPath, { force: true });
+  let matchedLog: WriteStream | undefined;
+  const noteMatched = (email: string) => {
+    if (!checkpointing || !aggregator?.has(email)) return;
+    if (!matchedLog) {
+      mkdirSync(dirname(matchedPath), { recursive: true });
+      matchedLog = createWriteStream(matchedPath, { flags: summary.resumed ? 'a' : 'w', mode: 0o600 });
+    }
+    matchedLog.write(`${email}\n`);
+  };
   const reviewsDone: Promise<void> = (async () => {
     if (!aggregator || !reviewsApi) return;
     for await (const page of reviewPages(reviewsApi, options.pagesInFlight)) {
@@ -182,6 +196,10 @@ export async function runBackfill(
       reviewsRead += page.reviews.length;
       for (const review of page.reviews) aggregator.add(review);
       progress.update(figures());
+    }
+    // A resumed loyalty phase: the customers of the confirmed pages are reviewers already matched.
+    if (summary.resumed && existsSync(matchedPath)) {
+      for await (const { text } of readLines(matchedPath)) if (text) aggregator.markMatched(text);
     }
   })();
   reviewsDone.catch(() => undefined); // observed where it is awaited
@@ -288,7 +306,10 @@ export async function runBackfill(
             continue;
           }
           const reviewAttributes = aggregator?.attributesFor(email);
-          aggregator?.markMatched(email);
+          if (aggregator) {
+            noteMatched(email);
+            aggregator.markMatched(email);
+          }
           if (sinceMs !== undefined && !updatedSince(record, sinceMs) && !(aggregator && aggregator.lastUpdatedMs(email) >= sinceMs)) {
             skip('not updated since --since', email);
             continue;
@@ -364,6 +385,11 @@ export async function runBackfill(
   if (!checkpointing && saved.reviewers_file) rmSync(dirname(saved.reviewers_file), { recursive: true, force: true });
   progress.update(figures());
   progress.stop();
+  if (matchedLog) {
+    matchedLog.end();
+    await once(matchedLog, 'close');
+  }
+  if (saved.phase === 'done') rmSync(matchedPath, { force: true });
   saveState();
   await failedFile.close();
   await audit?.close();
