@@ -12,7 +12,7 @@ function hashString(text: string, seed = 0x811c9dc5): number {
   return hash >>> 0;
 }
 
-function grown<T extends Uint8Array | Int32Array | Uint32Array | Float64Array>(old: T, size: number): T {
+export function grown<T extends Uint8Array | Int32Array | Uint32Array | Float64Array>(old: T, size: number): T {
   const next = new (old.constructor as new (n: number) => T)(size);
   next.set(old.subarray(0, Math.min(old.length, size)));
   return next;
@@ -186,4 +186,3 @@ export class PairCounts {
   }
 }
 
-export { grown };

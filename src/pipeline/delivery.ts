@@ -24,10 +24,8 @@ export interface DeliveryOptions<Tag> {
 export class Delivery<Tag> {
   private readonly batcher: Batcher<Tag>;
   private readonly uploader: Uploader<Tag>;
-  /** Users handed over so far. */
-  queued = 0;
 
-  constructor(private readonly options: DeliveryOptions<Tag>) {
+  constructor(options: DeliveryOptions<Tag>) {
     this.batcher = new Batcher<Tag>(Math.min(options.batchSize, INSIDER_MAX_USERS), options.maxBytes);
     this.uploader = new Uploader<Tag>({
       ...(options.insider ? { client: options.insider } : {}),
@@ -57,7 +55,6 @@ export class Delivery<Tag> {
   /** Queues a user; waits when `concurrency` requests are already in flight. */
   async add(user: InsiderUser, tag: Tag): Promise<void> {
     if (this.uploader.fatal) throw this.uploader.fatal;
-    this.queued++;
     const batch = this.batcher.add(toBatchItem(user, tag));
     if (batch) await this.uploader.submit(batch);
   }

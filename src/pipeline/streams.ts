@@ -67,7 +67,6 @@ export class Spill<T> {
 export async function* holdUntil<T>(
   source: AsyncIterator<T>,
   ready: Promise<unknown>,
-  onSpill?: (count: number) => void,
 ): AsyncGenerator<T> {
   let isReady = false;
   let readyError: unknown;
@@ -88,7 +87,6 @@ export async function* holdUntil<T>(
         break;
       }
       await spill.write(next.value);
-      onSpill?.(spill.count);
     }
     await ready;
     if (readyError) throw readyError;
