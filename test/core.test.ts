@@ -76,6 +76,7 @@ describe('Insider 200 body', () => {
     assert.deepEqual([...reading.errorsByIndex.keys()], [0, 2]);
     assert.deepEqual(reading.errorsByIndex.get(2), ['events.0.event_name.*.regexp(x): invalid event name: A', 'attributes.birthday: must end with Z']);
     assert.deepEqual(readUpsertResponse({ data: { successful: { count: 5 }, fail: {} } }, 5), {
+      readable: true,
       succeeded: 5,
       failed: 0,
       errorsByIndex: new Map(),

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runBackfill } from '../src/commands/backfill.js';
@@ -283,5 +283,50 @@ describe('resume in the loyalty phase, with reviews', () => {
     } finally {
       await sandbox.close();
     }
+  });
+});
+
+describe('stopping cleanly', () => {
+  test('a loyalty failure stops the review paging too', async () => {
+    const sandbox = await startSandbox({ customers: 200, reviews: 20_000, seed: 17, latencyMs: 40 });
+    try {
+      const io = captureIo({ ...sandbox.env, YOTPO_LOYALTY_API_KEY: 'wrong-loyalty-key-5521' });
+      const summary = await runBackfill({ ...FAST, pagesInFlight: 4 }, io);
+      assert.equal(summary.exit_code, 3);
+      assert.match(io.err(), /Yotpo Loyalty API rejected the credentials/);
+      const reviewRequests = () => sandbox.requests().filter((r) => r.api === 'reviews').length;
+      // 200 review pages exist, 4 at a time at 40 ms each: paging that went on would make ~40
+      // requests in this wait; only the token and the pages already in flight may arrive.
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      assert.ok(reviewRequests() <= 10, `review paging went on after the run ended: ${reviewRequests()} requests`);
+    } finally {
+      await sandbox.close();
+    }
+  });
+
+  test('temporary files (customer data) are removed even when the process exits at once (a second Ctrl-C)', async () => {
+    const tmp = workdir();
+    const streams = join(import.meta.dirname, '..', 'src', 'pipeline', 'streams.ts');
+    const script = `
+      import { writeFileSync } from 'node:fs';
+      import { join } from 'node:path';
+      const { privateTempDir } = await import(${JSON.stringify(streams)});
+      const dir = privateTempDir();
+      writeFileSync(join(dir, 'spill.jsonl'), '{"email":"a@example.com"}\\n');
+      console.log(dir);
+      process.exit(130);
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      env: { ...process.env, TMPDIR: tmp },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 130, stderr);
+    assert.ok(stdout.trim().startsWith(tmp), `the folder was made in TMPDIR: ${stdout}`);
+    assert.deepEqual(readdirSync(tmp).filter((name) => name.startsWith('yotpo-insider-')), [], 'nothing left behind');
   });
 });

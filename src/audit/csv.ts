@@ -9,6 +9,7 @@ import type { Writable } from 'node:stream';
 import { stringify, type Stringifier } from 'csv-stringify';
 import { EVENT_PARAMS, USER_ATTRIBUTES } from '../mapping/table.js';
 import type { FlatAttributes } from '../mapping/transform.js';
+import { WriteGuard } from '../pipeline/streams.js';
 
 export type AuditStatus = 'would_send' | 'sent' | 'failed' | 'skipped' | 'rejected';
 
@@ -76,6 +77,7 @@ export class AuditCsv {
   private readonly stringifier: Stringifier;
   private readonly destination: Writable;
   private readonly ownsDestination: boolean;
+  private readonly guard: WriteGuard;
   rows = 0;
 
   constructor(
@@ -93,22 +95,24 @@ export class AuditCsv {
       this.ownsDestination = true;
     }
     this.stringifier.pipe(this.destination, { end: this.ownsDestination });
+    this.guard = new WriteGuard(path === '-' ? 'the audit CSV to stdout' : `the audit CSV ${path}`, this.stringifier, this.destination);
   }
 
   /** Queues a row; producers call drained() between chunks of work so memory stays bounded. */
   write(row: string[]): void {
+    this.guard.check();
     this.rows++;
     this.stringifier.write(row);
   }
 
   /** Resolves once the CSV has caught up with what was written (backpressure for the producer). */
   async drained(): Promise<void> {
-    if (this.stringifier.writableNeedDrain) await once(this.stringifier, 'drain');
+    if (this.stringifier.writableNeedDrain) await this.guard.wait(once(this.stringifier, 'drain'));
   }
 
   async close(): Promise<void> {
     const done = this.ownsDestination ? once(this.destination, 'finish') : once(this.stringifier, 'end');
     this.stringifier.end();
-    await done;
+    await this.guard.wait(done);
   }
 }

@@ -5,6 +5,7 @@ import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { dirname } from 'node:path';
 import type { InsiderUser } from '../mapping/transform.js';
+import { WriteGuard } from '../pipeline/streams.js';
 
 export interface FailedRecord {
   user: InsiderUser;
@@ -17,6 +18,7 @@ export interface FailedRecord {
 
 export class JsonlWriter<T> {
   private stream: WriteStream | undefined;
+  private guard: WriteGuard | undefined;
   count = 0;
 
   constructor(readonly path: string) {}
@@ -25,7 +27,9 @@ export class JsonlWriter<T> {
     if (!this.stream) {
       mkdirSync(dirname(this.path), { recursive: true });
       this.stream = createWriteStream(this.path, { flags: 'a', mode: 0o600 });
+      this.guard = new WriteGuard(this.path, this.stream);
     }
+    this.guard?.check();
     this.count++;
     // Records are data (users, input lines) and are written as they are: a credential that is also
     // an ordinary word (a partner name that is the brand's domain) must not corrupt a user that
@@ -42,7 +46,7 @@ export class JsonlWriter<T> {
     if (!this.stream) return;
     const stream = this.stream;
     stream.end();
-    await once(stream, 'close');
+    await this.guard?.wait(once(stream, 'close'));
   }
 }
 

@@ -4,9 +4,8 @@
 // pages are fetched into a disk spill; once the aggregates are complete, loyalty users are sent,
 // each once with its review attributes, then the reviewers who are not loyalty customers.
 
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, rmSync, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { USER_COLUMNS, userRow } from '../audit/csv.js';
 import { loadConfig } from '../config.js';
@@ -27,8 +26,8 @@ import { PageTracker, readJsonState, writeJsonState } from '../pipeline/checkpoi
 import { Delivery } from '../pipeline/delivery.js';
 import { Progress, type ProgressFigures } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
-import { auditFor, auditStatus, COMMON_DEFAULTS, failedFileFor, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
-import { holdUntil, prefetch, writeJsonl } from '../pipeline/streams.js';
+import { auditFor, auditStatus, closeOutputs, COMMON_DEFAULTS, failedFileFor, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
+import { assertWritable, holdUntil, prefetch, privateTempDir, removeTempDir, WriteGuard, writeJsonl } from '../pipeline/streams.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
 import { readEmailList } from '../yotpo/email-list.js';
 import { allCustomerPages, emailLookupPages, LOYALTY_PAGE_SIZE, recentCustomerPages, type LoyaltyPage } from '../yotpo/loyalty.js';
@@ -74,7 +73,23 @@ interface BackfillState {
   reviewers_confirmed: number;
   /** The reviewer-only users to send (JSONL of {email, attributes}), written when the loyalty phase ends. */
   reviewers_file?: string;
+  /** The options that decide which users are sent; a resume must use the same. */
+  scope?: BackfillScope;
   updated_at: string;
+}
+
+/** What a backfill covers. Resuming under another scope would skip or repeat users, so it is refused. */
+interface BackfillScope {
+  loyalty: boolean;
+  reviews: boolean;
+  since: string | null;
+  endpoint: 'recent' | 'all';
+}
+
+function describeScope(scope: BackfillScope): string {
+  const parts = [scope.loyalty ? `loyalty (${scope.endpoint})` : '--no-loyalty', scope.reviews ? 'reviews' : '--no-reviews'];
+  if (scope.since) parts.push(`--since ${scope.since}`);
+  return parts.join(', ');
 }
 
 interface StateFile {
@@ -110,11 +125,13 @@ export async function runBackfill(
     options,
     { ...(options.loyalty ? { loyalty: options.loyaltyRps } : {}), ...(options.reviews ? { reviews: options.reviewsRps } : {}) },
     reporter,
+    { stopReading: control.signal },
   );
   const statePath = resolve(io.cwd, options.state);
   // A subset run (--emails) neither resumes nor moves the full backfill's checkpoint.
   const checkpointing = !options.dryRun && options.emails === undefined;
   summary.state_file = checkpointing ? statePath : null;
+  if (checkpointing) assertWritable(statePath, 'the state file');
   const emailList = options.emails === undefined ? undefined : await readEmailList(resolve(io.cwd, options.emails));
   const listed = emailList ? new Set(emailList.emails) : undefined;
   const failedFile = failedFileFor(options, io, new Date(startedAt));
@@ -123,10 +140,25 @@ export async function runBackfill(
   const auditRow = (status: Parameters<typeof userRow>[0], reason: string, email: string, flat: FlatAttributes) =>
     audit?.write(userRow(status, reason, email, flat));
 
-  // Resume: a saved, unfinished backfill of the same listing continues where it was confirmed.
-  const stateFile: StateFile = (checkpointing ? readJsonState<StateFile>(statePath) : undefined) ?? {};
-  let state = stateFile.backfill;
-  if (options.fresh || !state || state.phase === 'done' || state.endpoint !== options.loyaltyEndpoint) state = undefined;
+  // Resume: a saved, unfinished backfill with the same scope continues where it was confirmed.
+  // --fresh starts over even past a state file that cannot be read.
+  const scope: BackfillScope = {
+    loyalty: options.loyalty,
+    reviews: options.reviews,
+    since: sinceMs === undefined ? null : new Date(sinceMs).toISOString(),
+    endpoint: options.loyaltyEndpoint,
+  };
+  let state = checkpointing ? readJsonState<StateFile>(statePath, { ignoreInvalid: options.fresh })?.backfill : undefined;
+  if (options.fresh || !state || state.phase === 'done') state = undefined;
+  if (state) {
+    const savedScope: BackfillScope = state.scope ?? { loyalty: true, reviews: true, since: null, endpoint: state.endpoint };
+    if (describeScope(savedScope) !== describeScope(scope)) {
+      throw new UsageError(
+        `${statePath} holds an unfinished backfill of ${describeScope(savedScope)}; this run asks for ${describeScope(scope)}. ` +
+          'Run again with the same options to resume it, or add --fresh to start over.',
+      );
+    }
+  }
   if (state) {
     summary.resumed = true;
     reporter.info(
@@ -140,14 +172,17 @@ export async function runBackfill(
     cursor: null,
     pages_confirmed: 0,
     reviewers_confirmed: 0,
+    scope,
     updated_at: new Date().toISOString(),
   };
   // Beside the state file when checkpointing; otherwise in a private temporary folder.
-  const snapshotPath = () => (checkpointing ? `${statePath}.reviewers.jsonl` : join(mkdtempSync(join(tmpdir(), 'yotpo-insider-')), 'reviewers.jsonl'));
+  const snapshotPath = () => (checkpointing ? `${statePath}.reviewers.jsonl` : join(privateTempDir(), 'reviewers.jsonl'));
+  // Re-read on every save: the file's other sections (the replay ledger) may have moved meanwhile.
   const saveState = () => {
     if (!checkpointing) return;
     saved.updated_at = new Date().toISOString();
-    writeJsonState(statePath, { ...stateFile, backfill: saved });
+    const others = readJsonState<StateFile>(statePath, { ignoreInvalid: options.fresh }) ?? {};
+    writeJsonState(statePath, { ...others, backfill: saved });
   };
 
   if (options.dryRun) reporter.info('dry run: Yotpo is read and every user is built, batched and checked; nothing is sent to Insider');
@@ -179,19 +214,24 @@ export async function runBackfill(
   // run resumed in the loyalty phase does not send them again as reviewer-only users.
   const matchedPath = `${statePath}.matched.txt`;
   if (checkpointing && !summary.resumed) rmSync(matchedPath, { force: true });
-  let matchedLog: WriteStream | undefined;
+  let matchedLog: { stream: WriteStream; guard: WriteGuard } | undefined;
   const noteMatched = (email: string) => {
     if (!checkpointing || !aggregator?.has(email)) return;
     if (!matchedLog) {
       mkdirSync(dirname(matchedPath), { recursive: true });
-      matchedLog = createWriteStream(matchedPath, { flags: summary.resumed ? 'a' : 'w', mode: 0o600 });
+      const stream = createWriteStream(matchedPath, { flags: summary.resumed ? 'a' : 'w', mode: 0o600 });
+      matchedLog = { stream, guard: new WriteGuard(matchedPath, stream) };
     }
-    matchedLog.write(`${email}\n`);
+    matchedLog.guard.check();
+    matchedLog.stream.write(`${email}\n`);
   };
+  // Stopped when the run fails elsewhere, so review pages are not fetched for nothing.
+  const reviewsStop = new AbortController();
   const reviewsDone: Promise<void> = (async () => {
     if (!aggregator || !reviewsApi) return;
     for await (const page of reviewPages(reviewsApi, options.pagesInFlight)) {
       if (control.signal?.aborted) throw new InterruptedError();
+      if (reviewsStop.signal.aborted) return;
       reviewPagesRead++;
       reviewsRead += page.reviews.length;
       for (const review of page.reviews) aggregator.add(review);
@@ -215,6 +255,20 @@ export async function runBackfill(
     lastSave = Date.now();
     saveState();
   };
+  const recordConfirmedPages = () => {
+    const confirmed = tracker.confirmed;
+    if (!confirmed) return;
+    saved.pages_confirmed = confirmed.seq;
+    if (confirmed.resumeAfter === null) {
+      // The listing's last page is settled: a resume goes straight to the reviewer phase (a null
+      // cursor would otherwise mean "from the first page").
+      saved.phase = 'reviewers';
+      saved.cursor = null;
+    } else {
+      saved.cursor = confirmed.resumeAfter;
+    }
+    saveSoon();
+  };
 
   const delivery = new Delivery<Tag>({
     ...(clients.insider ? { insider: clients.insider } : {}),
@@ -232,11 +286,7 @@ export async function runBackfill(
       // A user written to the failed file is settled too: `retry` re-sends it, a resume must not.
       const tag = item.tag;
       if ('page' in tag) {
-        if (tracker.settleUser(tag.page) && tracker.confirmed) {
-          saved.cursor = tracker.confirmed.resumeAfter;
-          saved.pages_confirmed = tracker.confirmed.seq;
-          saveSoon();
-        }
+        if (tracker.settleUser(tag.page)) recordConfirmedPages();
       } else {
         reviewerOutcomes.set(tag.reviewer, true);
         while (reviewerOutcomes.has(saved.reviewers_confirmed)) {
@@ -317,11 +367,7 @@ export async function runBackfill(
           tracker.addUser(seq);
           await send(mapUser(email, [customer], reviewAttributes, transformOptions, warnings), { page: seq });
         }
-        if (pageComplete && tracker.pageRead(seq, page.nextCursor) && tracker.confirmed) {
-          saved.cursor = tracker.confirmed.resumeAfter;
-          saved.pages_confirmed = tracker.confirmed.seq;
-          saveSoon();
-        }
+        if (pageComplete && tracker.pageRead(seq, page.nextCursor)) recordConfirmedPages();
         await audit?.drained();
         if (page.totalPages) customersTotal = page.totalPages * LOYALTY_PAGE_SIZE;
         progress.update(figures());
@@ -378,21 +424,25 @@ export async function runBackfill(
     }
   } catch (caught) {
     error = caught;
+    reviewsStop.abort();
     // Let requests in flight finish (bounded) so their outcomes are recorded before the state is saved.
     await delivery.wrapUp(caught instanceof InterruptedError);
   }
   error ??= delivery.fatal;
-  if (!checkpointing && saved.reviewers_file) rmSync(dirname(saved.reviewers_file), { recursive: true, force: true });
+  if (!checkpointing && saved.reviewers_file) removeTempDir(dirname(saved.reviewers_file));
   progress.update(figures());
   progress.stop();
   if (matchedLog) {
-    matchedLog.end();
-    await once(matchedLog, 'close');
+    matchedLog.stream.end();
+    await matchedLog.guard.wait(once(matchedLog.stream, 'close')).catch((closeError: unknown) => (error ??= closeError));
   }
   if (saved.phase === 'done') rmSync(matchedPath, { force: true });
-  saveState();
-  await failedFile.close();
-  await audit?.close();
+  try {
+    saveState();
+  } catch (saveError) {
+    error ??= saveError;
+  }
+  error = await closeOutputs(error, failedFile, audit);
   summary.audit_file = audit && audit.path !== '-' ? audit.path : null;
 
   if (aggregator) {

@@ -43,7 +43,7 @@ export async function runDoctor(options: { verbose?: boolean; json?: boolean; ti
     { ...COMMON_DEFAULTS, maxAttempts: 1, timeoutMs: options.timeoutMs ?? 10_000, insiderRps: 0 },
     { loyalty: 0, reviews: 0 },
     reporter,
-    counters,
+    { counters },
   );
 
   const check = async (api: ApiName, probe: () => Promise<string>): Promise<CheckResult> => {

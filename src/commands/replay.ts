@@ -5,9 +5,6 @@
 // grouping a user's events that fall in one batch into one user object, in timestamp order. The
 // ledger in the state file makes a second replay of the same file send nothing new.
 
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
-import { once } from 'node:events';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { EVENT_COLUMNS, eventRow, type AuditStatus } from '../audit/csv.js';
 import { JsonlWriter } from '../audit/failed.js';
@@ -20,7 +17,8 @@ import { Delivery } from '../pipeline/delivery.js';
 import { Ledger } from '../pipeline/ledger.js';
 import { Progress } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
-import { auditFor, auditStatus, COMMON_DEFAULTS, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
+import { assertWritable, privateTempDir, removeTempDir, writeLines } from '../pipeline/streams.js';
+import { auditFor, auditStatus, closeOutputs, COMMON_DEFAULTS, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
 import { readLines } from '../yotpo/lines.js';
 import { parseWebhookLine, type ParsedLine, type ReplayOptions as LineOptions } from '../yotpo/webhook.js';
@@ -58,15 +56,18 @@ interface Tag {
 
 /** stdin can be read only once: it is copied (as lines) to a private temporary file first. */
 async function spoolStdin(): Promise<{ path: string; remove: () => void }> {
-  const dir = mkdtempSync(join(tmpdir(), 'yotpo-insider-stdin-'));
+  const dir = privateTempDir();
   const path = join(dir, 'stdin.jsonl');
-  const out = createWriteStream(path, { mode: 0o600 });
-  for await (const { text } of readLines('-')) {
-    if (!out.write(`${text}\n`)) await once(out, 'drain');
+  async function* texts() {
+    for await (const { text } of readLines('-')) yield text;
   }
-  out.end();
-  await once(out, 'close');
-  return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  try {
+    await writeLines(path, texts());
+  } catch (error) {
+    removeTempDir(dir);
+    throw error;
+  }
+  return { path, remove: () => removeTempDir(dir) };
 }
 
 function dateOption(flag: string, value: string | undefined): number | undefined {
@@ -102,12 +103,12 @@ export async function runReplay(
 
   const inputPath = input === '-' ? '-' : resolve(io.cwd, input);
   const stamp = fileTimestamp(new Date(startedAt));
-  const rejects = new JsonlWriter<{ line: number; reason: string; raw: string }>(
-    resolve(io.cwd, options.rejects ?? (input === '-' ? `yotpo-insider-rejects-${stamp}.jsonl` : `${input}.rejects.jsonl`)),
-  );
+  const rejectsPath = resolve(io.cwd, options.rejects ?? (input === '-' ? `yotpo-insider-rejects-${stamp}.jsonl` : `${input}.rejects.jsonl`));
+  assertWritable(rejectsPath, 'the rejects file');
+  const rejects = new JsonlWriter<{ line: number; reason: string; raw: string }>(rejectsPath);
   const failedFile = failedFileFor(options, io, new Date(startedAt));
   const statePath = resolve(io.cwd, options.state);
-  const ledger = new Ledger(statePath);
+  const ledger = await Ledger.open(statePath, { forWriting: !options.dryRun });
   summary.state_file = options.dryRun ? null : statePath;
   const audit = auditFor('replay', options, io, new Date(startedAt), EVENT_COLUMNS);
   if (options.dryRun) reporter.info('dry run: every line is read, validated, mapped and batched; nothing is sent to Insider');
@@ -262,9 +263,7 @@ export async function runReplay(
   showProgress();
   progress.stop();
   if (!options.dryRun) ledger.save();
-  await rejects.close();
-  await failedFile.close();
-  await audit?.close();
+  error = await closeOutputs(error, rejects, failedFile, audit);
 
   if (oldEvents > 0) {
     summary.warnings.push(

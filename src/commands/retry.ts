@@ -9,7 +9,7 @@ import { flattenAttributes, normaliseEmail, type InsiderUser } from '../mapping/
 import { Delivery } from '../pipeline/delivery.js';
 import { Progress } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
-import { auditFor, auditStatus, COMMON_DEFAULTS, failedFileFor, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
+import { auditFor, auditStatus, closeOutputs, COMMON_DEFAULTS, failedFileFor, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
 import { Ledger } from '../pipeline/ledger.js';
 import { readLines } from '../yotpo/lines.js';
@@ -43,7 +43,7 @@ export async function runRetry(
   if (failedFile.path === path) throw new UsageError('--failed must not name the file being retried');
   const audit = auditFor('retry', options, io, new Date(startedAt), USER_COLUMNS);
   // Users that carried replayed events: once delivered, their events join the replay ledger.
-  const ledger = options.dryRun ? undefined : new Ledger(resolve(io.cwd, options.state));
+  const ledger = options.dryRun ? undefined : await Ledger.open(resolve(io.cwd, options.state), { forWriting: true });
   summary.state_file = ledger ? ledger.path : null;
   if (options.dryRun) reporter.info('dry run: the failed file is read and re-batched; nothing is sent to Insider');
 
@@ -108,8 +108,7 @@ export async function runRetry(
   showProgress();
   progress.stop();
   ledger?.save();
-  await failedFile.close();
-  await audit?.close();
+  error = await closeOutputs(error, failedFile, audit);
   summary.failed_file = failedFile.writtenPath;
   summary.audit_file = audit && audit.path !== '-' ? audit.path : null;
   return finishRun(summary, error, clients.counters, startedAt, reporter, io, options, `yotpo-insider retry ${file}`);

@@ -8,6 +8,8 @@ import { requestBody } from './batcher.js';
 export const UPSERT_PATH = '/api/user/v1/upsert';
 
 export interface UpsertReading {
+  /** False when the body has no `data` object: nothing can be said of any user. */
+  readable: boolean;
   succeeded: number;
   failed: number;
   /** Messages per failed user, by index in the request's `users` array. */
@@ -36,7 +38,7 @@ export function readUpsertResponse(body: unknown, userCount: number): UpsertRead
       errorsByIndex.set(index, list);
     }
   }
-  return { succeeded: countOf(successful), failed: countOf(fail), errorsByIndex };
+  return { readable: !!data && typeof data === 'object', succeeded: countOf(successful), failed: countOf(fail), errorsByIndex };
 }
 
 export function postUpsert(client: ApiClient, items: readonly { json: string }[], skipHook: boolean) {

@@ -2,11 +2,12 @@
 // never leaves a torn file. PageTracker computes the low-water mark: with several batches in
 // flight, the saved position never passes a page that still has an unconfirmed user.
 
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
 
-export function readJsonState<T>(file: string): T | undefined {
+/** `ignoreInvalid` (--fresh): a file that is not JSON reads as absent, to be overwritten. */
+export function readJsonState<T>(file: string, { ignoreInvalid = false } = {}): T | undefined {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -17,15 +18,21 @@ export function readJsonState<T>(file: string): T | undefined {
   try {
     return JSON.parse(text) as T;
   } catch {
+    if (ignoreInvalid) return undefined;
     throw new UsageError(`the state file ${file} is not valid JSON; move it away or pass --fresh`);
   }
 }
 
 export function writeJsonState(file: string, state: unknown): void {
-  mkdirSync(dirname(file), { recursive: true });
   const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-  renameSync(temp, file);
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(temp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+    renameSync(temp, file);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw new UsageError(`cannot write the state file ${file}: ${(error as Error).message}`);
+  }
 }
 
 interface PageProgress {

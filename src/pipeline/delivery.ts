@@ -24,6 +24,8 @@ export interface DeliveryOptions<Tag> {
 export class Delivery<Tag> {
   private readonly batcher: Batcher<Tag>;
   private readonly uploader: Uploader<Tag>;
+  /** Set when wrapUp gave up waiting: outcomes arriving later are ignored (their files are closed). */
+  private closed = false;
 
   constructor(options: DeliveryOptions<Tag>) {
     this.batcher = new Batcher<Tag>(Math.min(options.batchSize, INSIDER_MAX_USERS), options.maxBytes);
@@ -33,6 +35,8 @@ export class Delivery<Tag> {
       skipHook: options.skipHook,
       ...(options.maxBytes ? { maxBytes: options.maxBytes } : {}),
       onOutcome: (item, outcome) => {
+        // Unrecorded, such a user stays unconfirmed, so a resume sends it again: nothing is lost.
+        if (this.closed) return;
         if (outcome.status === 'failed') {
           options.failedFile.write({
             user: item.user,
@@ -76,5 +80,6 @@ export class Delivery<Tag> {
     const settled = interrupted ? this.finish() : this.uploader.drain();
     const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
     await Promise.race([settled.catch(() => undefined), timer]);
+    this.closed = true;
   }
 }

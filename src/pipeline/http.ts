@@ -6,7 +6,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import got, { type Method } from 'got';
-import { API_LABEL, ApiError, AuthError, UnavailableError, type ApiName } from '../errors.js';
+import { API_LABEL, ApiError, AuthError, InterruptedError, UnavailableError, type ApiName } from '../errors.js';
 import { redact } from '../redact.js';
 import { RateLimiter } from './rate-limit.js';
 import {
@@ -37,6 +37,8 @@ export interface ApiClientOptions {
   counters: RequestCounters;
   /** `--verbose`: one line per request. */
   log?: (line: string) => void;
+  /** Aborts the request in flight and any wait before the next attempt (InterruptedError). */
+  signal?: AbortSignal;
 }
 
 export interface ApiRequest {
@@ -90,13 +92,24 @@ export class ApiClient {
   }
 
   async request(req: ApiRequest): Promise<ApiResponse> {
-    const { api, retry, counters } = this.options;
+    try {
+      return await this.attempts(req);
+    } catch (error) {
+      if (this.options.signal?.aborted) throw new InterruptedError();
+      throw error;
+    }
+  }
+
+  private async attempts(req: ApiRequest): Promise<ApiResponse> {
+    const { api, retry, counters, signal } = this.options;
+    const waitOptions = signal ? { signal } : {};
     const method = req.method ?? 'GET';
     let lastProblem = '';
     let lastStatus: number | null = null;
     for (let attempt = 1; attempt <= retry.maxAttempts; attempt++) {
       if (attempt > 1) counters.retries++;
-      await this.limiter.take();
+      await this.limiter.take(signal);
+      signal?.throwIfAborted();
       counters.requests[api]++;
       const started = Date.now();
       let status: number;
@@ -113,6 +126,7 @@ export class ApiClient {
           timeout: { request: this.options.timeoutMs },
           agent,
           responseType: 'text',
+          ...waitOptions,
         });
         status = response.statusCode;
         body = req.rawBody && status >= 200 && status < 300 ? response.body : parseBody(response.body);
@@ -124,7 +138,7 @@ export class ApiClient {
         if (!isRetryableNetworkError(error)) throw new ApiError(api, message, null);
         lastProblem = message;
         lastStatus = null;
-        if (attempt < retry.maxAttempts) await sleep(retryDelayMs(retry, attempt, undefined));
+        if (attempt < retry.maxAttempts) await sleep(retryDelayMs(retry, attempt, undefined), undefined, waitOptions);
         continue;
       }
       this.log(`${method} ${req.path} → ${status} (${Date.now() - started} ms)`);
@@ -142,7 +156,7 @@ export class ApiClient {
       if (attempt === retry.maxAttempts) break;
       const delay = retryDelayMs(retry, attempt, retryAfterMs);
       if (status === 429) this.limiter.throttled(Date.now() + delay);
-      await sleep(delay);
+      await sleep(delay, undefined, waitOptions);
     }
     throw new UnavailableError(api, lastProblem, lastStatus, retry.maxAttempts);
   }

@@ -1,22 +1,45 @@
-// The replay ledger (SPEC §4): the keys of events Insider has confirmed, kept in the state file so
-// that replaying the same file again sends no event twice. Insider itself has no event
-// de-duplication, so this file is the only guard.
+// The replay ledger (SPEC §4): the keys of events Insider has confirmed, so that replaying the same
+// file again sends no event twice. Insider itself has no event de-duplication, so this is the only
+// guard. The keys are appended to a text file beside the state file as batches are confirmed (one
+// short write per batch, whatever the ledger's size); the state file names it and counts its keys.
 
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { readLines } from '../yotpo/lines.js';
 import { readJsonState, writeJsonState } from './checkpoint.js';
+import { assertWritable } from './streams.js';
 
 interface StateWithLedger {
-  replay?: { delivered?: string[]; updated_at?: string };
+  replay?: { ledger_file?: string; events_delivered?: number; updated_at?: string };
   [section: string]: unknown;
 }
 
 export class Ledger {
-  private readonly delivered: Set<string>;
   private dirty = false;
-  private lastSave = 0;
 
-  constructor(readonly path: string) {
-    const state = readJsonState<StateWithLedger>(path);
-    this.delivered = new Set(Array.isArray(state?.replay?.delivered) ? state.replay.delivered : []);
+  private constructor(
+    /** The state file. */
+    readonly path: string,
+    /** The key file beside it: one delivered event key per line. */
+    readonly keysPath: string,
+    private readonly delivered: Set<string>,
+  ) {}
+
+  /** `forWriting`: a live run, which records keys (a dry run only reads them). */
+  static async open(statePath: string, { forWriting }: { forWriting: boolean }): Promise<Ledger> {
+    readJsonState<StateWithLedger>(statePath); // a state file that cannot be read stops here, not at the end
+    const keysPath = `${statePath}.ledger.txt`;
+    if (forWriting) {
+      assertWritable(statePath, 'the state file');
+      assertWritable(keysPath, 'the replay ledger');
+    }
+    const delivered = new Set<string>();
+    if (existsSync(keysPath)) {
+      for await (const { text } of readLines(keysPath)) if (text) delivered.add(text);
+      // A write cut short by a crash leaves a partial last line; start the next key on its own line.
+      if (!endsWithNewline(keysPath)) appendFileSync(keysPath, '\n');
+    }
+    return new Ledger(statePath, keysPath, delivered);
   }
 
   get size(): number {
@@ -27,18 +50,35 @@ export class Ledger {
     return this.delivered.has(key);
   }
 
+  /** Records keys Insider confirmed; written before returning, so an interrupt cannot lose them. */
   addAll(keys: readonly string[]): void {
-    for (const key of keys) this.delivered.add(key);
-    if (keys.length > 0) this.dirty = true;
-    if (Date.now() - this.lastSave > 1000) this.save();
+    const added = keys.filter((key) => !this.delivered.has(key));
+    if (added.length === 0) return;
+    for (const key of added) this.delivered.add(key);
+    mkdirSync(dirname(this.keysPath), { recursive: true });
+    appendFileSync(this.keysPath, `${added.join('\n')}\n`, { mode: 0o600 });
+    this.dirty = true;
   }
 
-  /** Writes the ledger into the state file, keeping the file's other sections. */
+  /** Names the key file in the state file, keeping the file's other sections. */
   save(): void {
     if (!this.dirty) return;
     const state = readJsonState<StateWithLedger>(this.path) ?? {};
-    writeJsonState(this.path, { ...state, replay: { delivered: [...this.delivered], updated_at: new Date().toISOString() } });
+    const replay = { ledger_file: basename(this.keysPath), events_delivered: this.delivered.size, updated_at: new Date().toISOString() };
+    writeJsonState(this.path, { ...state, replay });
     this.dirty = false;
-    this.lastSave = Date.now();
+  }
+}
+
+function endsWithNewline(path: string): boolean {
+  const size = statSync(path).size;
+  if (size === 0) return true;
+  const fd = openSync(path, 'r');
+  try {
+    const last = Buffer.alloc(1);
+    readSync(fd, last, 0, 1, size - 1);
+    return last[0] === 0x0a;
+  } finally {
+    closeSync(fd);
   }
 }

@@ -18,14 +18,14 @@ export class RateLimiter {
   }
 
   /** Resolves when the caller may start its request. */
-  async take(): Promise<void> {
+  async take(signal?: AbortSignal): Promise<void> {
     const now = this.now();
     let startAt = Math.max(now, this.pausedUntil);
     if (this.currentRps > 0) {
       startAt = Math.max(startAt, this.nextStartAt);
       this.nextStartAt = startAt + 1000 / this.currentRps;
     }
-    if (startAt > now) await sleep(startAt - now);
+    if (startAt > now) await sleep(startAt - now, undefined, signal ? { signal } : {});
   }
 
   /** A 429: nobody starts before `untilMs`, and the pace halves. */

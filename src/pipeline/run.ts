@@ -9,6 +9,7 @@ import { JsonlWriter, type FailedRecord } from '../audit/failed.js';
 import type { Outcome } from './uploader.js';
 import { ApiClient, newRequestCounters, type RequestCounters } from './http.js';
 import { Reporter, type Io } from './report.js';
+import { assertWritable } from './streams.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
 import { copyRequestCounters, formatSummary, outcomeExitCode, type RunSummary } from './summary.js';
 import { loyaltyHeaders } from '../yotpo/loyalty.js';
@@ -85,8 +86,16 @@ export function makeClients(
   options: CommonOptions,
   rps: Partial<Record<ApiName, number>>,
   reporter: Reporter,
-  counters: RequestCounters = newRequestCounters(),
+  {
+    counters = newRequestCounters(),
+    stopReading,
+  }: {
+    counters?: RequestCounters;
+    /** Aborts Yotpo requests and their waits (an interrupt); Insider uploads in flight may finish. */
+    stopReading?: AbortSignal | undefined;
+  } = {},
 ): Clients {
+  const reading = stopReading ? { signal: stopReading } : {};
   const common = {
     retry: retryPolicy(options),
     timeoutMs: options.timeoutMs,
@@ -95,10 +104,10 @@ export function makeClients(
   };
   const clients: Clients = { counters };
   if (config.loyalty && rps.loyalty !== undefined) {
-    clients.loyalty = new ApiClient({ ...common, api: 'loyalty', baseUrl: config.loyalty.url, headers: loyaltyHeaders(config.loyalty), rps: rps.loyalty });
+    clients.loyalty = new ApiClient({ ...common, api: 'loyalty', baseUrl: config.loyalty.url, headers: loyaltyHeaders(config.loyalty), rps: rps.loyalty, ...reading });
   }
   if (config.reviews && rps.reviews !== undefined) {
-    clients.reviews = new ApiClient({ ...common, api: 'reviews', baseUrl: config.reviews.url, headers: { accept: 'application/json' }, rps: rps.reviews });
+    clients.reviews = new ApiClient({ ...common, api: 'reviews', baseUrl: config.reviews.url, headers: { accept: 'application/json' }, rps: rps.reviews, ...reading });
   }
   // A dry run never builds the Insider client: nothing can reach Insider.
   if (config.insider && !options.dryRun) {
@@ -118,6 +127,22 @@ export function makeClients(
   return clients;
 }
 
+/**
+ * Closes a run's output files, every one even if one fails; the first that cannot be finished
+ * (disk full) becomes the run's error unless it already has one, so the run still ends with a
+ * summary and an exit code.
+ */
+export async function closeOutputs(error: unknown, ...files: ({ close(): Promise<void> } | undefined)[]): Promise<unknown> {
+  for (const file of files) {
+    try {
+      await file?.close();
+    } catch (closeError) {
+      error ??= closeError;
+    }
+  }
+  return error;
+}
+
 /** The audit CSV of a run: with --dry-run (default name) or --out; none otherwise. */
 export function auditFor(
   command: RunSummary['command'],
@@ -128,6 +153,7 @@ export function auditFor(
 ): AuditCsv | undefined {
   if (!options.dryRun && !options.out) return undefined;
   const path = options.out === '-' ? '-' : resolve(io.cwd, options.out ?? `yotpo-insider-${command}-${fileTimestamp(startedAt)}.csv`);
+  if (path !== '-') assertWritable(path, 'the audit CSV');
   return new AuditCsv(path, columns, io.stdout);
 }
 
@@ -137,9 +163,9 @@ export function auditStatus(outcome: Outcome): AuditStatus {
 }
 
 export function failedFileFor(options: CommonOptions, io: Io, startedAt: Date): JsonlWriter<FailedRecord> {
-  return new JsonlWriter<FailedRecord>(
-    resolve(io.cwd, options.failed ?? `yotpo-insider-failed-${fileTimestamp(startedAt)}.jsonl`),
-  );
+  const path = resolve(io.cwd, options.failed ?? `yotpo-insider-failed-${fileTimestamp(startedAt)}.jsonl`);
+  assertWritable(path, 'the failed file');
+  return new JsonlWriter<FailedRecord>(path);
 }
 
 /**

@@ -87,13 +87,22 @@ export class Uploader<Tag> {
     if (response.status < 200 || response.status >= 300) throw client.unexpected(response, 'upsert');
 
     const reading = readUpsertResponse(response.body, items.length);
+    // A 200 we cannot read says nothing of any user: stop rather than count them delivered. Their
+    // pages stay unconfirmed, so a resume sends them again.
+    if (!reading.readable) throw client.unexpected(response, 'upsert answered 200 without a result');
+    // Failures Insider counts but does not name could be any user of the batch: none of them is
+    // counted delivered; all go to the failed file for `retry` (upserting a user twice is harmless).
+    const unattributed = Math.min(reading.failed, items.length) - reading.errorsByIndex.size;
+    const unnamed =
+      unattributed > 0
+        ? `Insider reported ${unattributed} failure(s) in this batch without saying which user; sent again by retry`
+        : undefined;
     items.forEach((item, index) => {
       const messages = reading.errorsByIndex.get(index);
+      const error = messages ? messages.join('; ') : unnamed;
       this.options.onOutcome(
         item,
-        messages
-          ? { status: 'failed', error: redact(messages.join('; ')), httpStatus: 200, attempts: response.attempts }
-          : { status: 'succeeded' },
+        error !== undefined ? { status: 'failed', error: redact(error), httpStatus: 200, attempts: response.attempts } : { status: 'succeeded' },
       );
     });
   }
