@@ -14,7 +14,7 @@ import { runReplay } from '../src/commands/replay.js';
 import { runRetry } from '../src/commands/retry.js';
 import { EVENT_PARAMS, USER_ATTRIBUTES } from '../src/mapping/table.js';
 import { startSandbox, type ReceivedUser, type Sandbox } from '../src/sandbox/index.js';
-import { captureIo, FAST, workdir } from './helpers.js';
+import { captureIo, FAST, markdownTableRows, workdir } from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/events.jsonl', import.meta.url));
 const MAPPING_MD = fileURLToPath(new URL('../../shared/MAPPING.md', import.meta.url));
@@ -37,27 +37,7 @@ const EXPECTED_EVENT_HEADER = [
 
 /** First-column names of the markdown table that follows `heading` (up to the next `## `). */
 function markdownNames(markdown: string, heading: RegExp, header: RegExp): string[] {
-  const lines = markdown.split('\n');
-  const start = lines.findIndex((line) => heading.test(line));
-  assert.ok(start >= 0, `heading ${heading} in MAPPING.md`);
-  const names: string[] = [];
-  let inTable = false;
-  for (const line of lines.slice(start + 1)) {
-    if (/^## /.test(line)) break;
-    if (!line.startsWith('|')) {
-      inTable = false;
-      continue;
-    }
-    const cells = line.split('|').slice(1, -1).map((c) => c.trim());
-    if (header.test(cells[0] ?? '')) {
-      inTable = true;
-      continue;
-    }
-    if (!inTable || /^-+$/.test(cells[0] ?? '')) continue;
-    const name = /^`([^`]+)`$/.exec(cells[0] ?? '');
-    if (name) names.push(name[1]!);
-  }
-  return names;
+  return markdownTableRows(markdown, heading, header).flatMap((cells) => /^`([^`]+)`$/.exec(cells[0] ?? '')?.slice(1, 2) ?? []);
 }
 
 const mappingMd = existsSync(MAPPING_MD) ? readFileSync(MAPPING_MD, 'utf8') : undefined;

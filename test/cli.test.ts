@@ -3,7 +3,6 @@
 // non-TTY output.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,10 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { main } from '../src/cli.js';
 import { customerAt, SANDBOX_CREDENTIALS, startSandbox, type Sandbox } from '../src/sandbox/index.js';
-import { captureIo, expectedAggregates, normalised, sandboxReviews, workdir } from './helpers.js';
+import { captureIo, expectedAggregates, markdownTableRows, normalised, runBin, sandboxReviews, workdir } from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/events.jsonl', import.meta.url));
-const BIN = fileURLToPath(new URL('../bin/yotpo-insider.js', import.meta.url));
 const MAPPING_MD = fileURLToPath(new URL('../../shared/MAPPING.md', import.meta.url));
 const NEEDS_BUILD = existsSync(fileURLToPath(new URL('../dist/cli.js', import.meta.url))) ? false : 'run `npm run build` first';
 
@@ -50,18 +48,6 @@ function fixtureDir(): string {
 }
 
 const envFile = (env: Record<string, string>) => Object.entries(env).map(([name, value]) => `${name}=${value}`).join('\n');
-
-function runBin(args: string[], cwd: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 function allFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -310,7 +296,7 @@ describe('against the sandbox', () => {
 
     if (!existsSync(MAPPING_MD)) return t.skip('../shared/MAPPING.md not present');
     const md = readFileSync(MAPPING_MD, 'utf8');
-    const attributeRows = tableRows(md, /^## 2\. /, /^Insider attribute$/);
+    const attributeRows = markdownTableRows(md, /^## 2\. /, /^Insider attribute$/);
     assert.equal(attributeRows.length, 42, 'MAPPING §2 parsed');
     assert.deepEqual(
       doc.attributes.map((a: { insider: string }) => a.insider),
@@ -324,13 +310,13 @@ describe('against the sandbox', () => {
     );
     assert.equal(customCount, attributeRows.filter((cells) => cells[1] === 'custom').length);
 
-    const paramRows = tableRows(md, /^## 5\. /, /^Insider event param$/);
+    const paramRows = markdownTableRows(md, /^## 5\. /, /^Insider event param$/);
     assert.equal(paramRows.length, 32, 'MAPPING §5 params parsed');
     assert.deepEqual(
       doc.event_params.map((p: { insider: string }) => p.insider),
       paramRows.map((cells) => backticked(cells[0]!)[0]),
     );
-    const eventRows = tableRows(md, /^## 5\. /, /^Yotpo `name`$/);
+    const eventRows = markdownTableRows(md, /^## 5\. /, /^Yotpo `name`$/);
     assert.equal(eventRows.length, 22, 'both §5 event tables parsed');
     const listed = new Set(doc.events.map((e: { insider: string | null }) => e.insider));
     const documentedNames = eventRows.flatMap((cells) => backticked(cells[2]!));
@@ -452,11 +438,11 @@ describe('against the sandbox', () => {
         const spawnEnv = { PATH: process.env.PATH ?? '', ...viaProxy };
         for (const mode of ['reviews', 'loyalty', 'insider'] as const) {
           proxy.mode = mode;
-          const result = await runBin(['backfill', ...common, '--limit', '20', '--fresh', '--failed', `spawned-${mode}.jsonl`], cwd, spawnEnv);
+          const result = await runBin(['backfill', ...common, '--limit', '20', '--fresh', '--failed', `spawned-${mode}.jsonl`], { cwd, env: spawnEnv });
           outputs.push(`$ (spawned ${mode}) backfill\n${result.stdout}\n${result.stderr}`);
           assert.equal(result.code, 3, `spawned ${mode}: ${result.stderr}`);
         }
-        const doctor = await runBin(['doctor', '--verbose'], cwd, { PATH: process.env.PATH ?? '', ...sandbox.env, INSIDER_API_KEY: wrong.INSIDER_API_KEY });
+        const doctor = await runBin(['doctor', '--verbose'], { cwd, env: { PATH: process.env.PATH ?? '', ...sandbox.env, INSIDER_API_KEY: wrong.INSIDER_API_KEY } });
         outputs.push(`$ (spawned) doctor\n${doctor.stdout}\n${doctor.stderr}`);
         assert.notEqual(doctor.code, 0);
       }
@@ -519,7 +505,7 @@ describe('against the sandbox', () => {
   test('a non-TTY spawned run (stderr piped) writes no ANSI escape codes', { skip: NEEDS_BUILD }, async () => {
     sandbox.reset();
     const cwd = fixtureDir();
-    const { code, stdout, stderr } = await runBin(['replay', 'events.jsonl', ...REPLAY_FAST_FLAGS], cwd, { PATH: process.env.PATH ?? '', ...sandbox.env });
+    const { code, stdout, stderr } = await runBin(['replay', 'events.jsonl', ...REPLAY_FAST_FLAGS], { cwd, env: { PATH: process.env.PATH ?? '', ...sandbox.env } });
     assert.equal(code, 1, stderr);
     assert.match(stderr, /replay finished/);
     assert.ok(!stderr.includes('\x1b['), JSON.stringify(stderr));
@@ -528,29 +514,6 @@ describe('against the sandbox', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-
-/** Rows (cells, header excluded) of the tables in a MAPPING.md section whose first header cell matches. */
-function tableRows(markdown: string, heading: RegExp, header: RegExp): string[][] {
-  const lines = markdown.split('\n');
-  const start = lines.findIndex((line) => heading.test(line));
-  assert.ok(start >= 0, `heading ${heading}`);
-  const rows: string[][] = [];
-  let inTable = false;
-  for (const line of lines.slice(start + 1)) {
-    if (/^## /.test(line)) break;
-    if (!line.startsWith('|')) {
-      inTable = false;
-      continue;
-    }
-    const cells = line.split('|').slice(1, -1).map((cell) => cell.trim());
-    if (header.test(cells[0] ?? '')) {
-      inTable = true;
-      continue;
-    }
-    if (inTable && !/^-+$/.test(cells[0] ?? '')) rows.push(cells);
-  }
-  return rows;
-}
 
 const backticked = (text: string) => [...text.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
 

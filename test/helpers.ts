@@ -1,12 +1,15 @@
-// Test helpers: an Io that captures what the CLI prints, a private working folder, and the
-// expected results computed straight from the sandbox's generators.
+// Test helpers: an Io that captures what the CLI prints, a private working folder, the CLI run as a
+// process, the expected results computed straight from the sandbox's generators and the fixture.
 
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import type { Io } from '../src/pipeline/report.js';
-import { customerAt, reviewAt } from '../src/sandbox/index.js';
+import { customerAt, reviewAt, type Sandbox } from '../src/sandbox/index.js';
 
 export interface CapturedIo extends Io {
   out(): string;
@@ -91,3 +94,97 @@ export const REVIEW_ATTRIBUTES = [
   'yotpo_total_avg_sentiment',
   'yotpo_top_topics',
 ];
+
+/** How many times Insider (the sandbox) received each email. */
+export function receivedCounts(sandbox: Pick<Sandbox, 'received'>): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const user of sandbox.received()) {
+    const email = String(user.identifiers?.email);
+    counts.set(email, (counts.get(email) ?? 0) + 1);
+  }
+  return counts;
+}
+
+export interface ProcessResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node <args>` to its end, capturing its output. */
+export function runNode(
+  args: string[],
+  options: { cwd?: string; env: Record<string, string | undefined>; stdin?: string | Buffer },
+): Promise<ProcessResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: options.cwd, env: options.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(options.stdin ?? '');
+  });
+}
+
+export const BIN = fileURLToPath(new URL('../bin/yotpo-insider.js', import.meta.url));
+
+/** Runs the built CLI as a merchant would. */
+export function runBin(args: string[], options: { cwd: string; env: Record<string, string | undefined>; stdin?: string | Buffer }): Promise<ProcessResult> {
+  return runNode([BIN, ...args], options);
+}
+
+/** Cells of the rows of the tables in a markdown section whose first header cell matches `header`. */
+export function markdownTableRows(markdown: string, heading: RegExp, header: RegExp): string[][] {
+  const lines = markdown.split('\n');
+  const start = lines.findIndex((line) => heading.test(line));
+  assert.ok(start >= 0, `heading ${heading}`);
+  const rows: string[][] = [];
+  let inTable = false;
+  for (const line of lines.slice(start + 1)) {
+    if (/^## /.test(line)) break;
+    if (!line.startsWith('|')) {
+      inTable = false;
+      continue;
+    }
+    const cells = line.split('|').slice(1, -1).map((cell) => cell.trim());
+    if (header.test(cells[0] ?? '')) {
+      inTable = true;
+      continue;
+    }
+    if (inTable && !/^-+$/.test(cells[0] ?? '')) rows.push(cells);
+  }
+  return rows;
+}
+
+/**
+ * What each event line of fixtures/events.jsonl becomes: [Insider event name, timestamp, member].
+ * Line 12 is merchant-only (skipped), 25 repeats line 1 (a duplicate), 26 is blank, 27–32 are bad.
+ */
+export const FIXTURE_EVENTS: Readonly<Record<number, readonly [string, string, string]>> = {
+  1: ['points_earned', '2026-11-20T14:03:11Z', 'ava.martin@example.com'], // perk.completed_at, milliseconds
+  2: ['redemption_created', '2026-11-02T13:15:00Z', 'ava.martin@example.com'], // redemption.created_at, -05:00
+  3: ['loyalty_custom_reward_created', '2026-10-28T16:40:05Z', 'ben.okafor@example.com'], // perk.created_at, zone-less
+  4: ['customer_birthday', '2026-11-14T13:00:02Z', 'chloe.nguyen@example.com'],
+  5: ['birthday_captured', '2026-10-05T18:22:47Z', 'diego.ramos@example.com'], // envelope received_at
+  6: ['customer_anniversary', '2026-09-30T11:00:04Z', 'emma.schulz@example.com'],
+  7: ['anniversary_captured', '2026-09-12T05:45:10Z', 'farah.haddad@example.com'], // received_at +02:00
+  8: ['loyalty_opt_in', '2026-09-03T10:22:41Z', 'george.ito@example.com'], // customer.loyalty_opt_in_date
+  9: ['loyalty_opt_out', '2026-10-21T09:30:00Z', 'hana.kowalski@example.com'], // received_at, not the old opt-in date
+  10: ['points_changed', '2026-11-09T10:05:44Z', 'ivan.petrov@example.com'], // microseconds
+  11: ['points_reminder', '2026-11-25T17:00:03Z', 'julia.santos@example.com'],
+  13: ['point_redemption_cancellation_request', '2026-11-18T20:14:09Z', 'kai.lindqvist@example.com'],
+  14: ['redemption_reminder', '2026-10-30T12:00:00Z', 'lena.moreau@example.com'],
+  15: ['tier_earned', '2026-09-15T12:30:00Z', 'ava.martin@example.com'],
+  16: ['tier_lost', '2026-11-01T00:05:12Z', 'mia.fischer@example.com'],
+  17: ['tier_status_changed', '2026-11-26T06:00:00Z', 'noah.brown@example.com'],
+  18: ['referral_completed', '2026-11-22T19:41:27Z', 'olivia.chen@example.com'],
+  19: ['referral_completed', '2026-07-19T15:02:11Z', 'pablo.garcia@example.com'],
+  20: ['referral_shared', '2026-11-10T10:15:00Z', 'olivia.chen@example.com'],
+  21: ['referral_share_reminder', '2026-11-27T15:00:00Z', 'ruby.walsh@example.com'],
+  22: ['product_referral_shared', '2026-11-16T23:44:31Z', 'sofia.rossi@example.com'], // .5-03:00
+  23: ['points_expiration_reminder', '2026-11-24T17:00:00Z', 'ben.okafor@example.com'],
+  24: ['customer_birthday', '2026-05-08T13:00:01Z', 'ava.martin@example.com'],
+  25: ['points_earned', '2026-11-20T14:03:11Z', 'ava.martin@example.com'],
+};

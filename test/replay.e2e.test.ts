@@ -15,10 +15,9 @@ import { runReplay } from '../src/commands/replay.js';
 import { runRetry } from '../src/commands/retry.js';
 import { mapAttributes, toInsiderUser } from '../src/mapping/transform.js';
 import { isRejectedEmail, startSandbox, type ReceivedUser, type Sandbox } from '../src/sandbox/index.js';
-import { captureIo, workdir } from './helpers.js';
+import { BIN, captureIo, FIXTURE_EVENTS, runBin, workdir } from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/events.jsonl', import.meta.url));
-const BIN = fileURLToPath(new URL('../bin/yotpo-insider.js', import.meta.url));
 const fixtureText = readFileSync(FIXTURE, 'utf8');
 /** Physical lines of the fixture; index 0 is line 1. */
 const fixtureLines = fixtureText.replace(/\r?\n$/, '').split(/\r?\n/);
@@ -27,32 +26,8 @@ const nonBlankLines = fixtureLines.flatMap((text, i) => (text.trim() === '' ? []
 /** Replay options that lift Insider pacing and shorten backoff. */
 const QUICK = { insiderRps: 0, retryBaseMs: 5, maxRetryAfter: 0.05 } as const;
 
-// Fixture line → [Insider event_name, timestamp, member email] (fixtures/README.md, MAPPING §1, §5).
-const EXPECTED: Record<number, [string, string, string]> = {
-  1: ['points_earned', '2026-11-20T14:03:11Z', 'ava.martin@example.com'],
-  2: ['redemption_created', '2026-11-02T13:15:00Z', 'ava.martin@example.com'],
-  3: ['loyalty_custom_reward_created', '2026-10-28T16:40:05Z', 'ben.okafor@example.com'],
-  4: ['customer_birthday', '2026-11-14T13:00:02Z', 'chloe.nguyen@example.com'],
-  5: ['birthday_captured', '2026-10-05T18:22:47Z', 'diego.ramos@example.com'],
-  6: ['customer_anniversary', '2026-09-30T11:00:04Z', 'emma.schulz@example.com'],
-  7: ['anniversary_captured', '2026-09-12T05:45:10Z', 'farah.haddad@example.com'],
-  8: ['loyalty_opt_in', '2026-09-03T10:22:41Z', 'george.ito@example.com'],
-  9: ['loyalty_opt_out', '2026-10-21T09:30:00Z', 'hana.kowalski@example.com'],
-  10: ['points_changed', '2026-11-09T10:05:44Z', 'ivan.petrov@example.com'],
-  11: ['points_reminder', '2026-11-25T17:00:03Z', 'julia.santos@example.com'],
-  13: ['point_redemption_cancellation_request', '2026-11-18T20:14:09Z', 'kai.lindqvist@example.com'],
-  14: ['redemption_reminder', '2026-10-30T12:00:00Z', 'lena.moreau@example.com'],
-  15: ['tier_earned', '2026-09-15T12:30:00Z', 'ava.martin@example.com'],
-  16: ['tier_lost', '2026-11-01T00:05:12Z', 'mia.fischer@example.com'],
-  17: ['tier_status_changed', '2026-11-26T06:00:00Z', 'noah.brown@example.com'],
-  18: ['referral_completed', '2026-11-22T19:41:27Z', 'olivia.chen@example.com'],
-  19: ['referral_completed', '2026-07-19T15:02:11Z', 'pablo.garcia@example.com'],
-  20: ['referral_shared', '2026-11-10T10:15:00Z', 'olivia.chen@example.com'],
-  21: ['referral_share_reminder', '2026-11-27T15:00:00Z', 'ruby.walsh@example.com'],
-  22: ['product_referral_shared', '2026-11-16T23:44:31Z', 'sofia.rossi@example.com'],
-  23: ['points_expiration_reminder', '2026-11-24T17:00:00Z', 'ben.okafor@example.com'],
-  24: ['customer_birthday', '2026-05-08T13:00:01Z', 'ava.martin@example.com'],
-};
+// Fixture line → [Insider event_name, timestamp, member email]; line 25 repeats line 1 (a duplicate, not sent).
+const EXPECTED = Object.fromEntries(Object.entries(FIXTURE_EVENTS).filter(([line]) => line !== '25'));
 const SENT_LINES = Object.keys(EXPECTED).map(Number);
 const REJECTS: Record<number, string> = {
   27: 'invalid json',
@@ -130,22 +105,6 @@ function fixtureDir(): string {
   const cwd = workdir();
   copyFileSync(FIXTURE, join(cwd, 'events.jsonl'));
   return cwd;
-}
-
-function runBin(
-  args: string[],
-  options: { cwd: string; env: Record<string, string>; stdin?: string | Buffer },
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, env: options.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? '');
-  });
 }
 
 /** Skip reasons other than the fixture's own two (duplicate, merchant-only). */

@@ -12,19 +12,10 @@ import { ReviewsApi } from '../src/yotpo/reviews.js';
 import { ApiClient, newRequestCounters } from '../src/pipeline/http.js';
 import { DEFAULT_RETRY_POLICY } from '../src/pipeline/retry.js';
 import { isRejectedEmail, startSandbox, type Sandbox } from '../src/sandbox/index.js';
-import { captureIo, FAST, normalised, sandboxCustomers, workdir } from './helpers.js';
+import { captureIo, FAST, normalised, receivedCounts, runNode, sandboxCustomers, workdir } from './helpers.js';
 
 const SEED = 11;
 const CUSTOMERS = 1200;
-
-function countByEmail(sandbox: Sandbox): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const user of sandbox.received()) {
-    const email = String(user.identifiers?.email);
-    counts.set(email, (counts.get(email) ?? 0) + 1);
-  }
-  return counts;
-}
 
 function readJsonl(path: string): Record<string, unknown>[] {
   return readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).map((line) => JSON.parse(line));
@@ -57,7 +48,7 @@ describe('resilience over the sandbox', () => {
 
     const rejected = [...sendable].filter((email) => isRejectedEmail(email, rejectRate));
     assert.ok(rejected.length > 10);
-    const delivered = countByEmail(sandbox);
+    const delivered = receivedCounts(sandbox);
     for (const email of sendable) {
       if (rejected.includes(email)) assert.equal(delivered.has(email), false);
       else assert.equal(delivered.get(email), 1, `${email} delivered ${delivered.get(email) ?? 0} times`);
@@ -75,8 +66,8 @@ describe('resilience over the sandbox', () => {
     const retryIo = captureIo(sandbox.env, cwd);
     const retried = await runRetry('failed.jsonl', { ...FAST }, retryIo);
     assert.equal(retried.exit_code, 0, retryIo.err());
-    assert.deepEqual([...countByEmail(sandbox).keys()].sort(), rejected.sort());
-    assert.ok([...countByEmail(sandbox).values()].every((n) => n === 1));
+    assert.deepEqual([...receivedCounts(sandbox).keys()].sort(), rejected.sort());
+    assert.ok([...receivedCounts(sandbox).values()].every((n) => n === 1));
     assert.equal(retried.users.succeeded, rejected.length);
     assert.equal(retried.failed_file, null);
   });
@@ -97,7 +88,7 @@ describe('resilience over the sandbox', () => {
     assert.equal(failed.length, 1);
     assert.equal((failed[0]!.user as { identifiers: { email: string } }).identifiers.email, bad);
     assert.equal(failed[0]!.status, 400);
-    const delivered = countByEmail(sandbox);
+    const delivered = receivedCounts(sandbox);
     assert.equal(delivered.size, sendable.size - 1);
     assert.ok([...delivered.values()].every((n) => n === 1));
     // 64 → 32 → 16 → 8 → 4 → 2 → 1: six levels of halves, each with one 400.
@@ -195,7 +186,7 @@ describe('interrupt and resume', () => {
       assert.equal(loyaltyAfter, customers / 100 - state.backfill.pages_confirmed, 'only the remaining pages are fetched');
 
       const expected = new Set(sandboxCustomers(5, customers).map((c) => normalised(c.email)).filter(Boolean));
-      const counts = countByEmail(sandbox);
+      const counts = receivedCounts(sandbox);
       assert.deepEqual(new Set(counts.keys()), expected, 'the union covers every user');
       assert.deepEqual([...counts.values()].filter((n) => n !== 1), [], 'nobody twice');
     } finally {
@@ -230,7 +221,7 @@ describe('resume in the reviewer phase', () => {
       assert.equal(sandbox.requests().filter((r) => r.api === 'reviews').length, reviewRequestsBefore, 'reviews not paged again');
       assert.equal(existsSync(state.reviewers_file), false, 'the snapshot is removed once the run is done');
 
-      const counts = countByEmail(sandbox);
+      const counts = receivedCounts(sandbox);
       assert.deepEqual([...counts.values()].filter((n) => n !== 1), [], 'nobody twice');
       // Everyone a fresh run would send arrived: loyalty customers and reviewers with an included review.
       const fresh = await startSandbox({ customers, reviews: 3000, seed: 9 });
@@ -267,7 +258,7 @@ describe('resume in the loyalty phase, with reviews', () => {
       const second = await runBackfill({ ...FAST, batchSize: 50 }, io);
       assert.equal(second.exit_code, 0, io.err());
       assert.equal(existsSync(join(cwd, '.yotpo-insider/state.json.matched.txt')), false, 'removed once done');
-      const counts = countByEmail(sandbox);
+      const counts = receivedCounts(sandbox);
       assert.deepEqual([...counts].filter(([, n]) => n !== 1), [], 'nobody twice');
 
       const fresh = await startSandbox({ customers, reviews: 3000, seed: 13 });
@@ -316,15 +307,7 @@ describe('stopping cleanly', () => {
       console.log(dir);
       process.exit(130);
     `;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      env: { ...process.env, TMPDIR: tmp },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { code, stdout, stderr } = await runNode(['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, TMPDIR: tmp } });
     assert.equal(code, 130, stderr);
     assert.ok(stdout.trim().startsWith(tmp), `the folder was made in TMPDIR: ${stdout}`);
     assert.deepEqual(readdirSync(tmp).filter((name) => name.startsWith('yotpo-insider-')), [], 'nothing left behind');

@@ -17,7 +17,7 @@ import { Ledger } from '../src/pipeline/ledger.js';
 import { DEFAULT_RETRY_POLICY } from '../src/pipeline/retry.js';
 import { Uploader, type Outcome } from '../src/pipeline/uploader.js';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
-import { captureIo, FAST, normalised, sandboxCustomers, workdir } from './helpers.js';
+import { captureIo, FAST, normalised, receivedCounts, sandboxCustomers, workdir } from './helpers.js';
 
 const statePathIn = (cwd: string) => join(cwd, '.yotpo-insider/state.json');
 const readState = (cwd: string) => JSON.parse(readFileSync(statePathIn(cwd), 'utf8')) as Record<string, any>;
@@ -25,15 +25,6 @@ const readState = (cwd: string) => JSON.parse(readFileSync(statePathIn(cwd), 'ut
 function writeState(cwd: string, state: unknown | string): void {
   mkdirSync(join(cwd, '.yotpo-insider'), { recursive: true });
   writeFileSync(statePathIn(cwd), typeof state === 'string' ? state : JSON.stringify(state));
-}
-
-function emailCounts(sandbox: Sandbox): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const user of sandbox.received()) {
-    const email = String(user.identifiers?.email);
-    counts.set(email, (counts.get(email) ?? 0) + 1);
-  }
-  return counts;
 }
 
 describe('state file', () => {
@@ -93,7 +84,7 @@ describe('state file', () => {
     assert.equal(second.exit_code, 0, io.err());
     assert.equal(second.resumed, true);
     assert.equal(second.users.read, second.users.sent, 'the resume reads only the reviewer-only users');
-    const counts = emailCounts(sandbox);
+    const counts = receivedCounts(sandbox);
     assert.deepEqual([...counts].filter(([, n]) => n !== 1), [], 'nobody twice');
 
     const loyaltyEmails = new Set(sandboxCustomers(21, 250).map((c) => normalised(c.email)).filter(Boolean));

@@ -10,6 +10,7 @@ import type { FieldWarnings } from '../src/mapping/transform.js';
 import { COERCE, getPath, isAbsent } from '../src/mapping/values.js';
 import { linesOf, readLines } from '../src/yotpo/lines.js';
 import { eventKey, identifyEvent, parseWebhookLine, type ParsedLine, type ReplayOptions } from '../src/yotpo/webhook.js';
+import { FIXTURE_EVENTS } from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/events.jsonl', import.meta.url));
 const NOW = new Date('2026-11-28T10:00:00.789Z');
@@ -76,35 +77,7 @@ const earned = (extra: Record<string, unknown> = {}) => ({
 });
 
 describe('fixture: every event type', () => {
-  // line → [Insider event name, timestamp, member email]
-  const expected: Record<number, [string, string, string]> = {
-    1: ['points_earned', '2026-11-20T14:03:11Z', 'ava.martin@example.com'], // perk.completed_at, milliseconds
-    2: ['redemption_created', '2026-11-02T13:15:00Z', 'ava.martin@example.com'], // redemption.created_at, -05:00
-    3: ['loyalty_custom_reward_created', '2026-10-28T16:40:05Z', 'ben.okafor@example.com'], // perk.created_at, zone-less
-    4: ['customer_birthday', '2026-11-14T13:00:02Z', 'chloe.nguyen@example.com'],
-    5: ['birthday_captured', '2026-10-05T18:22:47Z', 'diego.ramos@example.com'], // envelope received_at
-    6: ['customer_anniversary', '2026-09-30T11:00:04Z', 'emma.schulz@example.com'],
-    7: ['anniversary_captured', '2026-09-12T05:45:10Z', 'farah.haddad@example.com'], // received_at +02:00
-    8: ['loyalty_opt_in', '2026-09-03T10:22:41Z', 'george.ito@example.com'], // customer.loyalty_opt_in_date
-    9: ['loyalty_opt_out', '2026-10-21T09:30:00Z', 'hana.kowalski@example.com'], // received_at, not the old opt-in date
-    10: ['points_changed', '2026-11-09T10:05:44Z', 'ivan.petrov@example.com'], // microseconds
-    11: ['points_reminder', '2026-11-25T17:00:03Z', 'julia.santos@example.com'],
-    13: ['point_redemption_cancellation_request', '2026-11-18T20:14:09Z', 'kai.lindqvist@example.com'],
-    14: ['redemption_reminder', '2026-10-30T12:00:00Z', 'lena.moreau@example.com'],
-    15: ['tier_earned', '2026-09-15T12:30:00Z', 'ava.martin@example.com'],
-    16: ['tier_lost', '2026-11-01T00:05:12Z', 'mia.fischer@example.com'],
-    17: ['tier_status_changed', '2026-11-26T06:00:00Z', 'noah.brown@example.com'],
-    18: ['referral_completed', '2026-11-22T19:41:27Z', 'olivia.chen@example.com'],
-    19: ['referral_completed', '2026-07-19T15:02:11Z', 'pablo.garcia@example.com'],
-    20: ['referral_shared', '2026-11-10T10:15:00Z', 'olivia.chen@example.com'],
-    21: ['referral_share_reminder', '2026-11-27T15:00:00Z', 'ruby.walsh@example.com'],
-    22: ['product_referral_shared', '2026-11-16T23:44:31Z', 'sofia.rossi@example.com'], // .5-03:00
-    23: ['points_expiration_reminder', '2026-11-24T17:00:00Z', 'ben.okafor@example.com'],
-    24: ['customer_birthday', '2026-05-08T13:00:01Z', 'ava.martin@example.com'],
-    25: ['points_earned', '2026-11-20T14:03:11Z', 'ava.martin@example.com'],
-  };
-
-  for (const [line, [name, timestamp, email]] of Object.entries(expected)) {
+  for (const [line, [name, timestamp, email]] of Object.entries(FIXTURE_EVENTS)) {
     test(`line ${line} → ${name} at ${timestamp}`, () => {
       const event = eventAt(Number(line));
       assert.equal(event.event.event_name, name);
