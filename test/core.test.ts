@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Batcher, batchBytes, requestBody, toBatchItem } from '../src/insider/batcher.js';
 import { readUpsertResponse } from '../src/insider/upsert.js';
 import { ReviewAggregator } from '../src/mapping/review-aggregates.js';
 import { toInsiderUser } from '../src/mapping/transform.js';
+import { BackfillCheckpoint, type BackfillScope } from '../src/pipeline/backfill-checkpoint.js';
 import { PageTracker } from '../src/pipeline/checkpoint.js';
 import { parseRetryAfter, retryDelayMs, DEFAULT_RETRY_POLICY, isRetryableStatus } from '../src/pipeline/retry.js';
 import { RateLimiter } from '../src/pipeline/rate-limit.js';
@@ -106,6 +110,55 @@ describe('page tracker (checkpoint low-water mark)', () => {
     const tracker = new PageTracker(5);
     tracker.pageRead(5, 'c6');
     assert.deepEqual(tracker.confirmed, { seq: 5, resumeAfter: 'c6' });
+  });
+});
+
+describe('backfill checkpoint', () => {
+  const scope: BackfillScope = { loyalty: true, reviews: true, since: null, endpoint: 'recent' };
+  const stateFile = () => join(mkdtempSync(join(tmpdir(), 'yotpo-insider-core-')), 'state.json');
+  const readBackfill = (path: string) => JSON.parse(readFileSync(path, 'utf8')).backfill;
+
+  test('the cursor moves only over settled pages; the last page settled ends the loyalty phase', () => {
+    const path = stateFile();
+    const checkpoint = new BackfillCheckpoint(path, scope);
+    checkpoint.addUser(1);
+    checkpoint.addUser(2);
+    checkpoint.pageRead(1, 'c2');
+    checkpoint.pageRead(2, null);
+    checkpoint.settle({ page: 2 });
+    assert.equal(checkpoint.state.pages_confirmed, 0, 'page 1 still has a user in flight');
+    checkpoint.settle({ page: 1 });
+    assert.equal(checkpoint.state.pages_confirmed, 2);
+    assert.equal(checkpoint.state.phase, 'reviewers', 'a null cursor after the last page is not "from the start"');
+    checkpoint.save();
+    assert.equal(readBackfill(path).phase, 'reviewers');
+  });
+
+  test('reviewers confirm as a contiguous prefix of the snapshot, whatever the order of outcomes', () => {
+    const checkpoint = new BackfillCheckpoint(undefined, { ...scope, loyalty: false });
+    assert.equal(checkpoint.state.phase, 'reviewers');
+    checkpoint.settle({ reviewer: 1 });
+    checkpoint.settle({ reviewer: 2 });
+    assert.equal(checkpoint.state.reviewers_confirmed, 0);
+    checkpoint.settle({ reviewer: 0 });
+    assert.equal(checkpoint.state.reviewers_confirmed, 3);
+  });
+
+  test('resumes the same scope, refuses another, keeps the sections of other commands', () => {
+    const path = stateFile();
+    writeFileSync(path, JSON.stringify({ replay: { events_delivered: 3 } }));
+    const first = new BackfillCheckpoint(path, scope);
+    first.addUser(1);
+    first.pageRead(1, 'c2');
+    first.settle({ page: 1 });
+    first.save();
+    const resumed = new BackfillCheckpoint(path, scope);
+    assert.equal(resumed.resumed, true);
+    assert.equal(resumed.pagesBefore, 1);
+    assert.equal(resumed.state.cursor, 'c2');
+    assert.throws(() => new BackfillCheckpoint(path, { ...scope, since: '2026-01-01T00:00:00.000Z' }), /this run asks for .*--since/);
+    assert.equal(new BackfillCheckpoint(path, { ...scope, reviews: false }, true).resumed, false, '--fresh ignores it');
+    assert.equal(JSON.parse(readFileSync(path, 'utf8')).replay.events_delivered, 3);
   });
 });
 

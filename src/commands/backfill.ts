@@ -4,9 +4,8 @@
 // pages are fetched into a disk spill; once the aggregates are complete, loyalty users are sent,
 // each once with its review attributes, then the reviewers who are not loyalty customers.
 
-import { createWriteStream, existsSync, mkdirSync, rmSync, type WriteStream } from 'node:fs';
-import { once } from 'node:events';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { USER_COLUMNS, userRow } from '../audit/csv.js';
 import { loadConfig } from '../config.js';
 import { InterruptedError, UsageError, type ApiName } from '../errors.js';
@@ -22,12 +21,12 @@ import {
   type InsiderUser,
 } from '../mapping/transform.js';
 import { toEpochMs } from '../mapping/values.js';
-import { PageTracker, readJsonState, writeJsonState } from '../pipeline/checkpoint.js';
+import { BackfillCheckpoint, MatchedLog, type BackfillTag } from '../pipeline/backfill-checkpoint.js';
 import { Delivery } from '../pipeline/delivery.js';
 import { Progress, type ProgressFigures } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
 import { auditFor, auditStatus, closeOutputs, COMMON_DEFAULTS, failedFileFor, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
-import { assertWritable, holdUntil, prefetch, privateTempDir, removeTempDir, WriteGuard, writeJsonl } from '../pipeline/streams.js';
+import { assertWritable, holdUntil, prefetch, privateTempDir, removeTempDir, writeJsonl } from '../pipeline/streams.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
 import { readEmailList } from '../yotpo/email-list.js';
 import { allCustomerPages, emailLookupPages, LOYALTY_PAGE_SIZE, recentCustomerPages, type LoyaltyPage } from '../yotpo/loyalty.js';
@@ -61,43 +60,6 @@ export const BACKFILL_DEFAULTS: BackfillOptions = {
   pagesInFlight: 8,
 };
 
-/** The backfill part of the state file. */
-interface BackfillState {
-  version: 1;
-  phase: 'loyalty' | 'reviewers' | 'done';
-  endpoint: 'recent' | 'all';
-  /** Where the loyalty listing resumes: the cursor (recent) or page number (all) after the last confirmed page. */
-  cursor: string | null;
-  pages_confirmed: number;
-  /** Reviewer-only users confirmed: lines of the reviewer snapshot. */
-  reviewers_confirmed: number;
-  /** The reviewer-only users to send (JSONL of {email, attributes}), written when the loyalty phase ends. */
-  reviewers_file?: string;
-  /** The options that decide which users are sent; a resume must use the same. */
-  scope?: BackfillScope;
-  updated_at: string;
-}
-
-/** What a backfill covers. Resuming under another scope would skip or repeat users, so it is refused. */
-interface BackfillScope {
-  loyalty: boolean;
-  reviews: boolean;
-  since: string | null;
-  endpoint: 'recent' | 'all';
-}
-
-function describeScope(scope: BackfillScope): string {
-  const parts = [scope.loyalty ? `loyalty (${scope.endpoint})` : '--no-loyalty', scope.reviews ? 'reviews' : '--no-reviews'];
-  if (scope.since) parts.push(`--since ${scope.since}`);
-  return parts.join(', ');
-}
-
-interface StateFile {
-  backfill?: BackfillState;
-  [other: string]: unknown;
-}
-
-type Tag = { page: number } | { reviewer: number };
 
 export async function runBackfill(
   partial: Partial<BackfillOptions>,
@@ -141,48 +103,30 @@ export async function runBackfill(
     audit?.write(userRow(status, reason, email, flat));
 
   // Resume: a saved, unfinished backfill with the same scope continues where it was confirmed.
-  // --fresh starts over even past a state file that cannot be read.
-  const scope: BackfillScope = {
-    loyalty: options.loyalty,
-    reviews: options.reviews,
-    since: sinceMs === undefined ? null : new Date(sinceMs).toISOString(),
-    endpoint: options.loyaltyEndpoint,
-  };
-  let state = checkpointing ? readJsonState<StateFile>(statePath, { ignoreInvalid: options.fresh })?.backfill : undefined;
-  if (options.fresh || !state || state.phase === 'done') state = undefined;
-  if (state) {
-    const savedScope: BackfillScope = state.scope ?? { loyalty: true, reviews: true, since: null, endpoint: state.endpoint };
-    if (describeScope(savedScope) !== describeScope(scope)) {
-      throw new UsageError(
-        `${statePath} holds an unfinished backfill of ${describeScope(savedScope)}; this run asks for ${describeScope(scope)}. ` +
-          'Run again with the same options to resume it, or add --fresh to start over.',
-      );
-    }
-  }
-  if (state) {
+  const checkpoint = new BackfillCheckpoint(
+    checkpointing ? statePath : undefined,
+    {
+      loyalty: options.loyalty,
+      reviews: options.reviews,
+      since: sinceMs === undefined ? null : new Date(sinceMs).toISOString(),
+      endpoint: options.loyaltyEndpoint,
+    },
+    options.fresh,
+  );
+  const saved = checkpoint.state;
+  if (checkpoint.resumed) {
     summary.resumed = true;
     reporter.info(
-      `resuming the backfill saved in ${statePath}: ${state.pages_confirmed} loyalty page(s) and ${state.reviewers_confirmed} reviewer(s) already confirmed (--fresh starts over)`,
+      `resuming the backfill saved in ${statePath}: ${saved.pages_confirmed} loyalty page(s) and ${saved.reviewers_confirmed} reviewer(s) already confirmed (--fresh starts over)`,
     );
   }
-  const saved: BackfillState = state ?? {
-    version: 1,
-    phase: options.loyalty ? 'loyalty' : 'reviewers',
-    endpoint: options.loyaltyEndpoint,
-    cursor: null,
-    pages_confirmed: 0,
-    reviewers_confirmed: 0,
-    scope,
-    updated_at: new Date().toISOString(),
-  };
-  // Beside the state file when checkpointing; otherwise in a private temporary folder.
-  const snapshotPath = () => (checkpointing ? `${statePath}.reviewers.jsonl` : join(privateTempDir(), 'reviewers.jsonl'));
-  // Re-read on every save: the file's other sections (the replay ledger) may have moved meanwhile.
-  const saveState = () => {
-    if (!checkpointing) return;
-    saved.updated_at = new Date().toISOString();
-    const others = readJsonState<StateFile>(statePath, { ignoreInvalid: options.fresh }) ?? {};
-    writeJsonState(statePath, { ...others, backfill: saved });
+  // The reviewer snapshot: beside the state file when checkpointing; otherwise in a private
+  // temporary folder, removed at the end.
+  let snapshotDir: string | undefined;
+  const snapshotPath = () => {
+    if (checkpointing) return `${statePath}.reviewers.jsonl`;
+    snapshotDir = privateTempDir();
+    return join(snapshotDir, 'reviewers.jsonl');
   };
 
   if (options.dryRun) reporter.info('dry run: Yotpo is read and every user is built, batched and checked; nothing is sent to Insider');
@@ -210,21 +154,7 @@ export async function runBackfill(
   let reviewPagesRead = 0;
   let reviewsRead = 0;
   const reviewsApi = clients.reviews && config.reviews ? new ReviewsApi(clients.reviews, config.reviews) : undefined;
-  // Loyalty customers who are also reviewers, listed beside the state as they are met, so that a
-  // run resumed in the loyalty phase does not send them again as reviewer-only users.
-  const matchedPath = `${statePath}.matched.txt`;
-  if (checkpointing && !summary.resumed) rmSync(matchedPath, { force: true });
-  let matchedLog: { stream: WriteStream; guard: WriteGuard } | undefined;
-  const noteMatched = (email: string) => {
-    if (!checkpointing || !aggregator?.has(email)) return;
-    if (!matchedLog) {
-      mkdirSync(dirname(matchedPath), { recursive: true });
-      const stream = createWriteStream(matchedPath, { flags: summary.resumed ? 'a' : 'w', mode: 0o600 });
-      matchedLog = { stream, guard: new WriteGuard(matchedPath, stream) };
-    }
-    matchedLog.guard.check();
-    matchedLog.stream.write(`${email}\n`);
-  };
+  const matchedLog = checkpointing ? new MatchedLog(`${statePath}.matched.txt`, checkpoint.resumed) : undefined;
   // Stopped when the run fails elsewhere, so review pages are not fetched for nothing.
   const reviewsStop = new AbortController();
   const reviewsDone: Promise<void> = (async () => {
@@ -238,39 +168,11 @@ export async function runBackfill(
       progress.update(figures());
     }
     // A resumed loyalty phase: the customers of the confirmed pages are reviewers already matched.
-    if (summary.resumed && existsSync(matchedPath)) {
-      for await (const { text } of readLines(matchedPath)) if (text) aggregator.markMatched(text);
-    }
+    if (matchedLog) for await (const email of matchedLog.listedBefore()) aggregator.markMatched(email);
   })();
   reviewsDone.catch(() => undefined); // observed where it is awaited
 
-  // Pages are numbered across runs: a resumed run's first page follows the last confirmed one.
-  const pagesBefore = saved.pages_confirmed;
-  const tracker = new PageTracker(pagesBefore + 1);
-  const reviewersAlreadyConfirmed = saved.reviewers_confirmed;
-  const reviewerOutcomes = new Map<number, boolean>();
-  let lastSave = 0;
-  const saveSoon = () => {
-    if (Date.now() - lastSave < 1000) return;
-    lastSave = Date.now();
-    saveState();
-  };
-  const recordConfirmedPages = () => {
-    const confirmed = tracker.confirmed;
-    if (!confirmed) return;
-    saved.pages_confirmed = confirmed.seq;
-    if (confirmed.resumeAfter === null) {
-      // The listing's last page is settled: a resume goes straight to the reviewer phase (a null
-      // cursor would otherwise mean "from the first page").
-      saved.phase = 'reviewers';
-      saved.cursor = null;
-    } else {
-      saved.cursor = confirmed.resumeAfter;
-    }
-    saveSoon();
-  };
-
-  const delivery = new Delivery<Tag>({
+  const delivery = new Delivery<BackfillTag>({
     ...(clients.insider ? { insider: clients.insider } : {}),
     concurrency: options.concurrency,
     batchSize: options.batchSize,
@@ -283,22 +185,11 @@ export async function runBackfill(
       if (audit) {
         auditRow(auditStatus(outcome), outcome.status === 'failed' ? outcome.error : '', item.user.identifiers.email, flattenAttributes(item.user));
       }
-      // A user written to the failed file is settled too: `retry` re-sends it, a resume must not.
-      const tag = item.tag;
-      if ('page' in tag) {
-        if (tracker.settleUser(tag.page)) recordConfirmedPages();
-      } else {
-        reviewerOutcomes.set(tag.reviewer, true);
-        while (reviewerOutcomes.has(saved.reviewers_confirmed)) {
-          reviewerOutcomes.delete(saved.reviewers_confirmed);
-          saved.reviewers_confirmed++;
-        }
-        saveSoon();
-      }
+      checkpoint.settle(item.tag);
     },
   });
 
-  const send = async (user: InsiderUser, tag: Tag) => {
+  const send = async (user: InsiderUser, tag: BackfillTag) => {
     summary.users.sent++;
     await delivery.add(user, tag);
   };
@@ -328,7 +219,8 @@ export async function runBackfill(
       const pages = holdUntil<LoyaltyPage>(prefetch(listing, 2), reviewsDone);
       let finished = true;
       for await (const page of pages) {
-        const seq = pagesBefore + page.seq;
+        // Pages are numbered across runs: a resumed run's first page follows the last confirmed one.
+        const seq = checkpoint.pagesBefore + page.seq;
         // --emails: an address Yotpo does not know is not a loyalty member; its reviews (if any)
         // are still sent with the reviewers below.
         for (const email of page.missing ?? []) {
@@ -356,18 +248,18 @@ export async function runBackfill(
             continue;
           }
           const reviewAttributes = aggregator?.attributesFor(email);
-          if (aggregator) {
-            noteMatched(email);
+          if (aggregator?.has(email)) {
+            matchedLog?.add(email);
             aggregator.markMatched(email);
           }
           if (sinceMs !== undefined && !updatedSince(record, sinceMs) && !(aggregator && aggregator.lastUpdatedMs(email) >= sinceMs)) {
             skip('not updated since --since', email);
             continue;
           }
-          tracker.addUser(seq);
+          checkpoint.addUser(seq);
           await send(mapUser(email, [customer], reviewAttributes, transformOptions, warnings), { page: seq });
         }
-        if (pageComplete && tracker.pageRead(seq, page.nextCursor)) recordConfirmedPages();
+        if (pageComplete) checkpoint.pageRead(seq, page.nextCursor);
         await audit?.drained();
         if (page.totalPages) customersTotal = page.totalPages * LOYALTY_PAGE_SIZE;
         progress.update(figures());
@@ -378,9 +270,7 @@ export async function runBackfill(
       }
       if (finished) {
         await delivery.finish();
-        saved.phase = 'reviewers';
-        saved.cursor = null;
-        saveState();
+        checkpoint.loyaltyDone();
       }
     }
     await reviewsDone;
@@ -391,21 +281,21 @@ export async function runBackfill(
     // are listed once in a snapshot file the state points to, so a resumed run neither pages the
     // reviews again nor needs to know which reviewers the loyalty phase matched.
     if (saved.phase === 'reviewers' && options.reviews && !limitReached()) {
-      if (!saved.reviewers_file) {
+      let snapshot = saved.reviewers_file;
+      if (!snapshot) {
         if (!aggregator) throw new Error('review aggregates are missing');
-        saved.reviewers_file = await writeReviewerSnapshot(aggregator, snapshotPath(), (email) =>
+        snapshot = await writeReviewerSnapshot(aggregator, snapshotPath(), (email) =>
           (!listed || listed.has(email)) && (sinceMs === undefined || aggregator.lastUpdatedMs(email) >= sinceMs),
         );
-        saved.reviewers_confirmed = 0;
-        saveState();
-      } else if (!existsSync(saved.reviewers_file)) {
-        throw new UsageError(`the reviewer snapshot ${saved.reviewers_file} named by the state file is gone; run again with --fresh`);
+        checkpoint.reviewersListed(snapshot);
+      } else if (!existsSync(snapshot)) {
+        throw new UsageError(`the reviewer snapshot ${snapshot} named by the state file is gone; run again with --fresh`);
       }
-      for await (const { lineNumber, text } of readLines(saved.reviewers_file)) {
+      for await (const { lineNumber, text } of readLines(snapshot)) {
         if (stopRequested() || delivery.fatal || limitReached()) break;
         const position = lineNumber - 1;
         // On a resume the first reviewers_confirmed were delivered by the earlier run.
-        if (position < reviewersAlreadyConfirmed || text === '') continue;
+        if (position < checkpoint.reviewersBefore || text === '') continue;
         const { email, attributes } = JSON.parse(text) as { email: string; attributes: FlatAttributes };
         summary.users.read++;
         if (position % 500 === 0) {
@@ -417,11 +307,7 @@ export async function runBackfill(
     }
     await delivery.finish();
     if (stopRequested()) throw new InterruptedError();
-    if (!limitReached()) {
-      saved.phase = 'done';
-      if (saved.reviewers_file) rmSync(saved.reviewers_file, { force: true });
-      delete saved.reviewers_file;
-    }
+    if (!limitReached()) checkpoint.done();
   } catch (caught) {
     error = caught;
     reviewsStop.abort();
@@ -429,16 +315,13 @@ export async function runBackfill(
     await delivery.wrapUp(caught instanceof InterruptedError);
   }
   error ??= delivery.fatal;
-  if (!checkpointing && saved.reviewers_file) removeTempDir(dirname(saved.reviewers_file));
+  if (snapshotDir) removeTempDir(snapshotDir);
   progress.update(figures());
   progress.stop();
-  if (matchedLog) {
-    matchedLog.stream.end();
-    await matchedLog.guard.wait(once(matchedLog.stream, 'close')).catch((closeError: unknown) => (error ??= closeError));
-  }
-  if (saved.phase === 'done') rmSync(matchedPath, { force: true });
+  error = await closeOutputs(error, matchedLog);
+  if (saved.phase === 'done') matchedLog?.remove();
   try {
-    saveState();
+    checkpoint.save();
   } catch (saveError) {
     error ??= saveError;
   }
