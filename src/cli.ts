@@ -163,10 +163,12 @@ export function buildProgram(io: Io, control: RunControl, setResult: (code: numb
       .command('retry')
       .argument('<failed.jsonl>', 'a failed file written by backfill, replay or retry')
       .description('re-send the Insider users written to a failed file'),
-  ).action(async (file: string, flags: Flags) => {
-    const { runRetry } = await import('./commands/retry.js');
-    finish(await runRetry(file, commonFrom(flags), io, control));
-  });
+  )
+    .option('--force', 'also send users whose events Insider may already hold (marked delivery_uncertain)')
+    .action(async (file: string, flags: Flags) => {
+      const { runRetry } = await import('./commands/retry.js');
+      finish(await runRetry(file, { ...commonFrom(flags), force: Boolean(flags.force) }, io, control));
+    });
 
   program
     .command('sandbox')

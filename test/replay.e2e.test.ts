@@ -434,6 +434,41 @@ describe('replay of the fixture over the sandbox', () => {
     assert.equal(deliveredEvents(sandbox).length, 0);
   });
 
+  test('retry holds back users whose events Insider may already hold unless --force; a plain failed file needs no state file', async () => {
+    const cwd = workdir();
+    const event = (id: number) => ({ event_name: 'loyalty_points_earned', timestamp: '2026-11-01T10:00:00Z', event_params: { custom: { perk_id: id } } });
+    const record = (email: string, extra: Record<string, unknown>, events?: unknown[]) =>
+      JSON.stringify({ user: { identifiers: { email }, attributes: { custom: {} }, ...(events ? { events } : {}) }, error: 'x', status: 200, attempts: 1, ...extra });
+    writeFileSync(
+      join(cwd, 'failed.jsonl'),
+      [
+        record('uncertain-events@example.com', { delivery_uncertain: true, event_keys: ['key-u'] }, [event(1)]),
+        record('uncertain-user@example.com', { delivery_uncertain: true }),
+        record('named@example.com', { event_keys: ['key-n'] }, [event(2)]),
+      ].join('\n'),
+    );
+    sandbox.reset();
+    const held = await runRetry('failed.jsonl', { ...QUICK }, captureIo(sandbox.env, cwd));
+    assert.equal(held.exit_code, 0);
+    assert.deepEqual(held.skipped_reasons, { 'delivery uncertain': 1 });
+    assert.match(held.warnings.join('\n'), /1 user\(s\) not sent: their events may already be in Insider.*--force/);
+    assert.deepEqual(sandbox.received().map((user) => user.identifiers?.email).sort(), ['named@example.com', 'uncertain-user@example.com']);
+
+    sandbox.reset();
+    const forced = await runRetry('failed.jsonl', { ...QUICK, force: true }, captureIo(sandbox.env, cwd));
+    assert.deepEqual(forced.skipped_reasons, { 'already delivered': 1 }, 'named@ is in the ledger since the first retry');
+    assert.deepEqual(sandbox.received().map((user) => user.identifiers?.email).sort(), ['uncertain-events@example.com', 'uncertain-user@example.com']);
+
+    // A backfill's failed file (no event keys) is retried even where no state file can be written.
+    writeFileSync(join(cwd, 'plain-file'), '');
+    writeFileSync(join(cwd, 'backfill-failed.jsonl'), record('plain@example.com', {}));
+    sandbox.reset();
+    const plain = await runRetry('backfill-failed.jsonl', { ...QUICK, state: 'plain-file/state.json' }, captureIo(sandbox.env, cwd));
+    assert.equal(plain.exit_code, 0);
+    assert.equal(plain.users.succeeded, 1);
+    assert.equal(plain.state_file, null);
+  });
+
   test('events older than 90 days give a warning in the summary; recent ones do not', async () => {
     sandbox.reset();
     const day = 24 * 3600 * 1000;

@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runBackfill } from '../src/commands/backfill.js';
@@ -292,6 +294,70 @@ describe('stopping cleanly', () => {
       assert.ok(reviewRequests() <= 10, `review paging went on after the run ended: ${reviewRequests()} requests`);
     } finally {
       await sandbox.close();
+    }
+  });
+
+  /**
+   * A Yotpo that answers the loyalty listing with `loyaltyStatus` after 300 ms (or never, when null), gives a
+   * utoken, and never answers a review page. `closed` resolves when the client gives up on the
+   * first request left hanging.
+   */
+  async function hangingYotpo(loyaltyStatus: number | null) {
+    let hungUp: () => void = () => undefined;
+    const closed = new Promise<void>((resolve) => (hungUp = resolve));
+    const server = createServer((req: IncomingMessage, res) => {
+      req.resume();
+      if (req.url?.startsWith('/oauth/token')) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ access_token: 'token-1' }));
+      } else if (req.url?.includes('/reviews') || loyaltyStatus === null) {
+        res.on('close', hungUp); // never answered: only the client can end it
+      } else {
+        // Answered once the review paging is under way.
+        setTimeout(() => res.writeHead(loyaltyStatus, { 'content-type': 'application/json' }).end('{"error":"unauthorized"}'), 300);
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const env = {
+      YOTPO_LOYALTY_URL: url,
+      YOTPO_API_URL: url,
+      YOTPO_LOYALTY_API_KEY: 'k',
+      YOTPO_LOYALTY_GUID: 'g',
+      YOTPO_APP_KEY: 'app',
+      YOTPO_API_SECRET: 'secret',
+      INSIDER_PARTNER_NAME: 'brand',
+      INSIDER_API_KEY: 'key',
+      INSIDER_API_URL: url,
+    };
+    const close = () => {
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    };
+    return { env, closed, close };
+  }
+
+  test('an interrupt aborts a Yotpo request in flight instead of waiting for its answer', { timeout: 15_000 }, async () => {
+    const yotpo = await hangingYotpo(null);
+    try {
+      const controller = new AbortController();
+      const running = runBackfill({ ...FAST, reviews: false, timeoutMs: 120_000 }, captureIo(yotpo.env), { signal: controller.signal });
+      setTimeout(() => controller.abort(), 200);
+      const summary = await running;
+      assert.equal(summary.exit_code, 130);
+      await yotpo.closed; // the hanging request was abandoned by the client, not by a timeout
+    } finally {
+      await yotpo.close();
+    }
+  });
+
+  test('a loyalty failure abandons the review request in flight', { timeout: 15_000 }, async () => {
+    const yotpo = await hangingYotpo(401);
+    try {
+      const summary = await runBackfill({ ...FAST, timeoutMs: 120_000 }, captureIo(yotpo.env));
+      assert.equal(summary.exit_code, 3);
+      await yotpo.closed;
+    } finally {
+      await yotpo.close();
     }
   });
 

@@ -4,13 +4,15 @@
 // a file that cannot be written stops the run with exit 2 instead of crashing it.
 
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runBackfill } from '../src/commands/backfill.js';
+import { JsonlWriter, type FailedRecord } from '../src/audit/failed.js';
 import { toBatchItem } from '../src/insider/batcher.js';
+import { Delivery } from '../src/pipeline/delivery.js';
 import { toInsiderUser } from '../src/mapping/transform.js';
 import { ApiClient, newRequestCounters } from '../src/pipeline/http.js';
 import { Ledger } from '../src/pipeline/ledger.js';
@@ -106,12 +108,14 @@ describe('state file', () => {
 
   test('a backfill keeps the sections others write into the state file while it runs', async () => {
     const cwd = workdir();
-    const slow = await startSandbox({ customers: 400, reviews: 0, seed: 22, latencyMs: 30 });
+    const slow = await startSandbox({ customers: 1000, reviews: 0, seed: 22, latencyMs: 30 });
     try {
-      const running = runBackfill({ ...FAST, reviews: false, batchSize: 20, concurrency: 1 }, captureIo(slow.env, cwd));
+      let finished = false;
+      const running = runBackfill({ ...FAST, reviews: false, batchSize: 20, concurrency: 1 }, captureIo(slow.env, cwd)).finally(() => (finished = true));
       // Another command (a replay) records its section mid-run, the way it does: read, add, rewrite.
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      while (!existsSync(statePathIn(cwd)) && !finished) await new Promise((resolve) => setTimeout(resolve, 5));
       const current = JSON.parse(readFileSync(statePathIn(cwd), 'utf8'));
+      assert.notEqual(current.backfill.phase, 'done', 'the section is written while the backfill still runs');
       writeState(cwd, { ...current, replay: { ledger_file: 'state.json.ledger.txt', events_delivered: 7 } });
       assert.equal((await running).exit_code, 0);
       const state = readState(cwd);
@@ -142,6 +146,36 @@ describe('replay ledger', () => {
     assert.ok(again.has('k5'), 'the next key sits on its own line');
     assert.equal(again.has('k4-tornk5'), false);
   });
+
+  test('a state file from before the key file (keys in replay.delivered) keeps its keys; a live run moves them to the key file', async () => {
+    const cwd = workdir();
+    const statePath = statePathIn(cwd);
+    writeState(cwd, { backfill: { phase: 'done' }, replay: { delivered: ['old1', 'old2'], updated_at: '2026-01-01T00:00:00Z' } });
+
+    const dry = await Ledger.open(statePath, { forWriting: false });
+    assert.ok(dry.has('old1') && dry.has('old2'), 'a dry run sees the old keys');
+    assert.equal(existsSync(`${statePath}.ledger.txt`), false, 'a dry run writes nothing');
+
+    const live = await Ledger.open(statePath, { forWriting: true });
+    assert.ok(live.has('old1') && live.has('old2'));
+    assert.equal(readFileSync(`${statePath}.ledger.txt`, 'utf8'), 'old1\nold2\n');
+    const state = readState(cwd);
+    assert.equal(state.replay.delivered, undefined, 'the old array is gone once its keys are in the key file');
+    assert.equal(state.replay.events_delivered, 2);
+    assert.equal(state.backfill.phase, 'done', 'other sections kept');
+    const reopened = await Ledger.open(statePath, { forWriting: false });
+    assert.equal(reopened.size, 2);
+  });
+
+  test('a dry run leaves a torn key file as it is', async () => {
+    const cwd = workdir();
+    const statePath = statePathIn(cwd);
+    mkdirSync(join(cwd, '.yotpo-insider'), { recursive: true });
+    writeFileSync(`${statePath}.ledger.txt`, 'k1\nk2-torn');
+    const dry = await Ledger.open(statePath, { forWriting: false });
+    assert.ok(dry.has('k1'));
+    assert.equal(readFileSync(`${statePath}.ledger.txt`, 'utf8'), 'k1\nk2-torn');
+  });
 });
 
 describe('files that cannot be written', () => {
@@ -169,8 +203,9 @@ describe('files that cannot be written', () => {
     assert.match(io.err(), /cannot write the audit CSV \/dev\/full: ENOSPC/);
   });
 
-  test('a failed file on a full disk stops the run with exit 2; the state stays before the users it could not record', async () => {
+  test('a failed file on a full disk stops the run with exit 2, and a resume delivers or records every user it could not record', async () => {
     const cwd = workdir();
+    sandbox.reset();
     sandbox.setFaults({ rejectRate: 0.2 });
     try {
       const io = captureIo(sandbox.env, cwd);
@@ -178,9 +213,32 @@ describe('files that cannot be written', () => {
       assert.equal(summary.exit_code, 2, io.err());
       assert.match(io.err(), /cannot write \/dev\/full: ENOSPC/);
       assert.ok(readState(cwd).backfill.pages_confirmed < 3, 'not every page confirmed');
+
+      // The resume, with a failed file that can be written: every customer is now in Insider or in
+      // that file; none was counted as handled while its failure went unrecorded.
+      const failedPath = join(cwd, 'failed.jsonl');
+      const resumed = await runBackfill({ ...FAST, reviews: false, batchSize: 50, concurrency: 1, failed: failedPath }, captureIo(sandbox.env, cwd));
+      assert.equal(resumed.resumed, true);
+      assert.equal(resumed.exit_code, 1, 'some users failed');
+      const recorded = readFileSync(failedPath, 'utf8').trim().split('\n').map((line) => normalised(JSON.parse(line).user.identifiers.email));
+      const accounted = new Set([...receivedCounts(sandbox).keys(), ...recorded]);
+      const expected = sandboxCustomers(21, 250).map((c) => normalised(c.email)).filter((e): e is string => e !== undefined && /@/.test(e));
+      const missing = expected.filter((email) => !accounted.has(email));
+      assert.deepEqual(missing, []);
     } finally {
       sandbox.setFaults({ rejectRate: 0 });
     }
+  });
+
+  test('an output path that is a folder is refused before any request', async () => {
+    const cwd = workdir();
+    mkdirSync(join(cwd, 'a-folder'));
+    sandbox.reset();
+    await assert.rejects(
+      runBackfill({ ...FAST, reviews: false, failed: join(cwd, 'a-folder') }, captureIo(sandbox.env, cwd)),
+      (error: Error & { exitCode?: number }) => error.exitCode === 2 && /a-folder: it is a folder/.test(error.message),
+    );
+    assert.equal(sandbox.requests().length, 0);
   });
 });
 
@@ -188,12 +246,15 @@ describe('Insider 200 bodies the uploader cannot trust', () => {
   let server: Server;
   let url: string;
   let nextBody: unknown;
+  let answerAfterMs = 0;
   before(async () => {
     server = createServer((req, res) => {
       req.resume();
       req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(nextBody));
+        setTimeout(() => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(nextBody));
+        }, answerAfterMs);
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -201,9 +262,8 @@ describe('Insider 200 bodies the uploader cannot trust', () => {
   });
   after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-  async function upload(body: unknown): Promise<{ outcomes: Map<string, Outcome>; fatal: Error | undefined }> {
-    nextBody = body;
-    const client = new ApiClient({
+  const insiderClient = () =>
+    new ApiClient({
       api: 'insider',
       baseUrl: url,
       headers: { 'content-type': 'application/json' },
@@ -212,9 +272,12 @@ describe('Insider 200 bodies the uploader cannot trust', () => {
       timeoutMs: 5000,
       counters: newRequestCounters(),
     });
+
+  async function upload(body: unknown): Promise<{ outcomes: Map<string, Outcome>; fatal: Error | undefined }> {
+    nextBody = body;
     const outcomes = new Map<string, Outcome>();
     const uploader = new Uploader<null>({
-      client,
+      client: insiderClient(),
       concurrency: 1,
       skipHook: true,
       onOutcome: (item, outcome) => outcomes.set(item.user.identifiers.email, outcome),
@@ -236,11 +299,42 @@ describe('Insider 200 bodies the uploader cannot trust', () => {
       data: { successful: { count: 1 }, fail: { count: 2, errors: { 'users.1.attributes.email.email': ['invalid'] } } },
     });
     assert.equal(fatal, undefined);
-    assert.equal(outcomes.get('b@example.com')?.status, 'failed');
+    const named = outcomes.get('b@example.com');
+    assert.equal(named?.status === 'failed' && named.uncertain, undefined, 'a named failure is certain');
     for (const email of ['a@example.com', 'c@example.com']) {
       const outcome = outcomes.get(email);
       assert.equal(outcome?.status, 'failed');
       assert.match(outcome?.status === 'failed' ? outcome.error : '', /1 failure\(s\) in this batch without saying which user/);
+      assert.equal(outcome?.status === 'failed' && outcome.uncertain, true);
+    }
+  });
+
+  test('answers that arrive after the grace period: no outcome is recorded, but a delivery still reaches onLateSuccess', async () => {
+    nextBody = { data: { successful: { count: 1 }, fail: { count: 1, errors: { 'users.1.attributes.email.email': ['invalid'] } } } };
+    answerAfterMs = 300;
+    try {
+      const failedPath = join(workdir(), 'failed.jsonl');
+      const outcomes: string[] = [];
+      const late: string[] = [];
+      const delivery = new Delivery<string>({
+        insider: insiderClient(),
+        concurrency: 1,
+        batchSize: 2,
+        skipHook: true,
+        failedFile: new JsonlWriter<FailedRecord>(failedPath),
+        onOutcome: (item) => outcomes.push(item.tag),
+        onLateSuccess: (item) => late.push(item.tag),
+      });
+      await delivery.add(toInsiderUser('a@example.com', {}), 'a');
+      await delivery.add(toInsiderUser('b@example.com', {}), 'b'); // the batch of two is posted
+      await delivery.wrapUp(false, 20);
+      assert.deepEqual(outcomes, [], 'nothing arrived within the grace period');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.deepEqual(outcomes, [], 'late outcomes are not recorded: the run has closed its files');
+      assert.deepEqual(late, ['a'], 'the delivered user is still reported, for the ledger');
+      assert.equal(existsSync(failedPath), false);
+    } finally {
+      answerAfterMs = 0;
     }
   });
 

@@ -1,11 +1,10 @@
 // The failed file (SPEC §4): one JSON line per user that could not be delivered, created only when
 // the first such user appears. `yotpo-insider retry` reads it back.
 
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
-import { once } from 'node:events';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { UsageError } from '../errors.js';
 import type { InsiderUser } from '../mapping/transform.js';
-import { WriteGuard } from '../pipeline/streams.js';
 
 export interface FailedRecord {
   user: InsiderUser;
@@ -14,39 +13,52 @@ export interface FailedRecord {
   attempts: number;
   /** Replay: the ledger keys of the events this user carried, so `retry` can record them. */
   event_keys?: string[];
+  /**
+   * Insider reported failures in this user's batch without naming the users: it may hold this user
+   * (and its events) already. `retry` sends such a user's events again only with --force.
+   */
+  delivery_uncertain?: boolean;
 }
 
 export class JsonlWriter<T> {
-  private stream: WriteStream | undefined;
-  private guard: WriteGuard | undefined;
+  private fd: number | undefined;
+  private opened = false;
   count = 0;
 
   constructor(readonly path: string) {}
 
+  /**
+   * Appends one record, synchronously: a write that fails (disk full, no permission) throws here,
+   * before the caller settles the record, so a user is never counted as handled without its line.
+   */
   write(record: T): void {
-    if (!this.stream) {
-      mkdirSync(dirname(this.path), { recursive: true });
-      this.stream = createWriteStream(this.path, { flags: 'a', mode: 0o600 });
-      this.guard = new WriteGuard(this.path, this.stream);
-    }
-    this.guard?.check();
-    this.count++;
     // Records are data (users, input lines) and are written as they are: a credential that is also
     // an ordinary word (a partner name that is the brand's domain) must not corrupt a user that
     // `retry` will send. Error texts are redacted where they are made (Delivery, the uploader).
-    this.stream.write(`${JSON.stringify(record)}\n`);
+    const line = `${JSON.stringify(record)}\n`;
+    try {
+      if (this.fd === undefined) {
+        mkdirSync(dirname(this.path), { recursive: true });
+        this.fd = openSync(this.path, 'a', 0o600);
+        this.opened = true;
+      }
+      writeSync(this.fd, line);
+    } catch (error) {
+      throw new UsageError(`cannot write ${this.path}: ${(error as Error).message}`);
+    }
+    this.count++;
   }
 
   /** The path if anything was written, else null. */
   get writtenPath(): string | null {
-    return this.stream ? this.path : null;
+    return this.opened ? this.path : null;
   }
 
   async close(): Promise<void> {
-    if (!this.stream) return;
-    const stream = this.stream;
-    stream.end();
-    await this.guard?.wait(once(stream, 'close'));
+    if (this.fd === undefined) return;
+    const fd = this.fd;
+    this.fd = undefined;
+    closeSync(fd);
   }
 }
 

@@ -82,12 +82,17 @@ export async function runBackfill(
   if (!options.dryRun) needs.push('insider');
   const config = loadConfig(needs, io);
 
+  // Stopped when the run fails elsewhere, so review pages (and their retries) are not fetched for nothing.
+  const reviewsStop = new AbortController();
   const clients = makeClients(
     config,
     options,
     { ...(options.loyalty ? { loyalty: options.loyaltyRps } : {}), ...(options.reviews ? { reviews: options.reviewsRps } : {}) },
     reporter,
-    { stopReading: control.signal },
+    {
+      stopLoyalty: control.signal,
+      stopReviews: control.signal ? AbortSignal.any([control.signal, reviewsStop.signal]) : reviewsStop.signal,
+    },
   );
   const statePath = resolve(io.cwd, options.state);
   // A subset run (--emails) neither resumes nor moves the full backfill's checkpoint.
@@ -155,8 +160,6 @@ export async function runBackfill(
   let reviewsRead = 0;
   const reviewsApi = clients.reviews && config.reviews ? new ReviewsApi(clients.reviews, config.reviews) : undefined;
   const matchedLog = checkpointing ? new MatchedLog(`${statePath}.matched.txt`, checkpoint.resumed) : undefined;
-  // Stopped when the run fails elsewhere, so review pages are not fetched for nothing.
-  const reviewsStop = new AbortController();
   const reviewsDone: Promise<void> = (async () => {
     if (!aggregator || !reviewsApi) return;
     for await (const page of reviewPages(reviewsApi, options.pagesInFlight)) {

@@ -146,6 +146,7 @@ export async function runReplay(
     skipHook: !options.triggerJourneys,
     failedFile,
     failedExtra: (tag) => ({ event_keys: tag.events.map((queued) => queued.key) }),
+    onLateSuccess: (item) => ledger.addAll(item.tag.events.map((queued) => queued.key)),
     onOutcome: (item, outcome) => {
       const { events } = item.tag;
       if (outcome.status === 'succeeded') {
@@ -262,7 +263,11 @@ export async function runReplay(
   }
   showProgress();
   progress.stop();
-  if (!options.dryRun) ledger.save();
+  try {
+    if (!options.dryRun) ledger.save();
+  } catch (saveError) {
+    error ??= saveError;
+  }
   error = await closeOutputs(error, rejects, failedFile, audit);
 
   if (oldEvents > 0) {

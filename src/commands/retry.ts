@@ -14,11 +14,15 @@ import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
 import { Ledger } from '../pipeline/ledger.js';
 import { readLines } from '../yotpo/lines.js';
 
-export type RetryOptions = CommonOptions;
+export interface RetryOptions extends CommonOptions {
+  /** Also send events whose earlier delivery is uncertain (they may reach Insider twice). */
+  force: boolean;
+}
 
 interface FailedLine {
   user?: InsiderUser;
   event_keys?: string[];
+  delivery_uncertain?: boolean;
 }
 
 function isInsiderUser(value: unknown): value is InsiderUser {
@@ -32,7 +36,7 @@ export async function runRetry(
   io: Io,
   control: RunControl = {},
 ): Promise<RunSummary> {
-  const options: RetryOptions = { ...COMMON_DEFAULTS, ...partial };
+  const options: RetryOptions = { ...COMMON_DEFAULTS, force: false, ...partial };
   const startedAt = Date.now();
   const reporter = new Reporter(io, { quiet: options.quiet, verbose: options.verbose });
   const summary = newSummary('retry', options.dryRun);
@@ -42,9 +46,15 @@ export async function runRetry(
   const failedFile = failedFileFor(options, io, new Date(startedAt));
   if (failedFile.path === path) throw new UsageError('--failed must not name the file being retried');
   const audit = auditFor('retry', options, io, new Date(startedAt), USER_COLUMNS);
-  // Users that carried replayed events: once delivered, their events join the replay ledger.
-  const ledger = options.dryRun ? undefined : await Ledger.open(resolve(io.cwd, options.state), { forWriting: true });
-  summary.state_file = ledger ? ledger.path : null;
+  // Users that carried replayed events: once delivered, their events join the replay ledger. It is
+  // opened at the first such user, so retrying a backfill's failed file needs no state file at all.
+  let ledger: Ledger | undefined;
+  const ledgerFor = async (eventKeys: string[]): Promise<Ledger | undefined> => {
+    if (options.dryRun || eventKeys.length === 0) return ledger;
+    ledger ??= await Ledger.open(resolve(io.cwd, options.state), { forWriting: true });
+    summary.state_file = ledger.path;
+    return ledger;
+  };
   if (options.dryRun) reporter.info('dry run: the failed file is read and re-batched; nothing is sent to Insider');
 
   const delivery = new Delivery<{ eventKeys: string[] }>({
@@ -54,6 +64,7 @@ export async function runRetry(
     maxBytes: options.maxRequestBytes,
     skipHook: !options.triggerJourneys,
     failedFile,
+    onLateSuccess: (item) => ledger?.addAll(item.tag.eventKeys),
     onOutcome: (item, outcome) => {
       if (outcome.status === 'succeeded') {
         summary.users.succeeded++;
@@ -68,6 +79,7 @@ export async function runRetry(
   const progress = new Progress(io, { quiet: options.quiet, records: 'users' });
   const showProgress = () =>
     progress.update({ reviewPages: 0, reviews: 0, customersRead: summary.users.read, ...summary.users });
+  let uncertainSkipped = 0;
   let error: unknown;
   try {
     for await (const { lineNumber, text } of readLines(path)) {
@@ -87,8 +99,17 @@ export async function runRetry(
         continue;
       }
       const eventKeys = Array.isArray(record.event_keys) ? record.event_keys.map(String) : [];
+      // Insider may already hold this user's events (it counted a failure without naming whom):
+      // sending them again could double them, so that takes the operator's --force.
+      if (record.delivery_uncertain === true && eventKeys.length > 0 && !options.force) {
+        summary.users.skipped++;
+        addReason(summary.skipped_reasons, 'delivery uncertain');
+        uncertainSkipped++;
+        continue;
+      }
       // A user whose replayed events were all confirmed since (an earlier retry) is not sent twice.
-      if (ledger && eventKeys.length > 0 && eventKeys.every((key) => ledger.has(key))) {
+      const knownKeys = await ledgerFor(eventKeys);
+      if (knownKeys && eventKeys.length > 0 && eventKeys.every((key) => knownKeys.has(key))) {
         summary.users.skipped++;
         addReason(summary.skipped_reasons, 'already delivered');
         continue;
@@ -107,8 +128,17 @@ export async function runRetry(
   }
   showProgress();
   progress.stop();
-  ledger?.save();
+  try {
+    ledger?.save();
+  } catch (saveError) {
+    error ??= saveError;
+  }
   error = await closeOutputs(error, failedFile, audit);
+  if (uncertainSkipped > 0) {
+    summary.warnings.push(
+      `${uncertainSkipped} user(s) not sent: their events may already be in Insider (it reported failures in their batch without naming the users). Check a few in Insider; to send them anyway, run again with --force`,
+    );
+  }
   summary.failed_file = failedFile.writtenPath;
   summary.audit_file = audit && audit.path !== '-' ? audit.path : null;
   return finishRun(summary, error, clients.counters, startedAt, reporter, io, options, `yotpo-insider retry ${file}`);

@@ -19,6 +19,11 @@ export interface DeliveryOptions<Tag> {
   maxBytes?: number;
   /** Extra fields for the user's failed-file line (replay adds its event keys). */
   failedExtra?: (tag: Tag) => Record<string, unknown>;
+  /**
+   * Called for a user Insider confirms after wrapUp stopped waiting (the run's files are closed).
+   * Replay records its events in the ledger here: they were delivered, and must not be sent again.
+   */
+  onLateSuccess?: (item: BatchItem<Tag>) => void;
 }
 
 export class Delivery<Tag> {
@@ -35,14 +40,19 @@ export class Delivery<Tag> {
       skipHook: options.skipHook,
       ...(options.maxBytes ? { maxBytes: options.maxBytes } : {}),
       onOutcome: (item, outcome) => {
-        // Unrecorded, such a user stays unconfirmed, so a resume sends it again: nothing is lost.
-        if (this.closed) return;
+        // Otherwise unrecorded, such a user stays unconfirmed, so a resume sends it again: nothing
+        // is lost, and upserting a user twice is harmless (sending an event twice is not).
+        if (this.closed) {
+          if (outcome.status === 'succeeded') options.onLateSuccess?.(item);
+          return;
+        }
         if (outcome.status === 'failed') {
           options.failedFile.write({
             user: item.user,
             error: redact(outcome.error),
             status: outcome.httpStatus,
             attempts: outcome.attempts,
+            ...(outcome.uncertain ? { delivery_uncertain: true } : {}),
             ...options.failedExtra?.(item.tag),
           });
         }

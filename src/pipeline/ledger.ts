@@ -10,7 +10,13 @@ import { readJsonState, writeJsonState } from './checkpoint.js';
 import { assertWritable } from './streams.js';
 
 interface StateWithLedger {
-  replay?: { ledger_file?: string; events_delivered?: number; updated_at?: string };
+  replay?: {
+    ledger_file?: string;
+    events_delivered?: number;
+    updated_at?: string;
+    /** Earlier versions kept the keys in the state file itself; read, and moved to the key file. */
+    delivered?: unknown;
+  };
   [section: string]: unknown;
 }
 
@@ -27,7 +33,8 @@ export class Ledger {
 
   /** `forWriting`: a live run, which records keys (a dry run only reads them). */
   static async open(statePath: string, { forWriting }: { forWriting: boolean }): Promise<Ledger> {
-    readJsonState<StateWithLedger>(statePath); // a state file that cannot be read stops here, not at the end
+    // A state file that cannot be read stops here, not at the end.
+    const state = readJsonState<StateWithLedger>(statePath);
     const keysPath = `${statePath}.ledger.txt`;
     if (forWriting) {
       assertWritable(statePath, 'the state file');
@@ -37,9 +44,21 @@ export class Ledger {
     if (existsSync(keysPath)) {
       for await (const { text } of readLines(keysPath)) if (text) delivered.add(text);
       // A write cut short by a crash leaves a partial last line; start the next key on its own line.
-      if (!endsWithNewline(keysPath)) appendFileSync(keysPath, '\n');
+      if (forWriting && !endsWithNewline(keysPath)) appendFileSync(keysPath, '\n');
     }
-    return new Ledger(statePath, keysPath, delivered);
+    const ledger = new Ledger(statePath, keysPath, delivered);
+    const legacy = state?.replay?.delivered;
+    if (Array.isArray(legacy)) {
+      const keys = legacy.filter((key): key is string => typeof key === 'string');
+      if (forWriting) {
+        ledger.addAll(keys);
+        ledger.dirty = true; // rewrites the section without the old array
+        ledger.save();
+      } else {
+        for (const key of keys) delivered.add(key);
+      }
+    }
+    return ledger;
   }
 
   get size(): number {

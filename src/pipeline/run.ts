@@ -88,14 +88,16 @@ export function makeClients(
   reporter: Reporter,
   {
     counters = newRequestCounters(),
-    stopReading,
+    stopLoyalty,
+    stopReviews,
   }: {
     counters?: RequestCounters;
-    /** Aborts Yotpo requests and their waits (an interrupt); Insider uploads in flight may finish. */
-    stopReading?: AbortSignal | undefined;
+    /** Abort a Yotpo API's requests and their waits (an interrupt); Insider uploads in flight may finish. */
+    stopLoyalty?: AbortSignal | undefined;
+    stopReviews?: AbortSignal | undefined;
   } = {},
 ): Clients {
-  const reading = stopReading ? { signal: stopReading } : {};
+  const stoppable = (signal: AbortSignal | undefined) => (signal ? { signal } : {});
   const common = {
     retry: retryPolicy(options),
     timeoutMs: options.timeoutMs,
@@ -104,10 +106,10 @@ export function makeClients(
   };
   const clients: Clients = { counters };
   if (config.loyalty && rps.loyalty !== undefined) {
-    clients.loyalty = new ApiClient({ ...common, api: 'loyalty', baseUrl: config.loyalty.url, headers: loyaltyHeaders(config.loyalty), rps: rps.loyalty, ...reading });
+    clients.loyalty = new ApiClient({ ...common, api: 'loyalty', baseUrl: config.loyalty.url, headers: loyaltyHeaders(config.loyalty), rps: rps.loyalty, ...stoppable(stopLoyalty) });
   }
   if (config.reviews && rps.reviews !== undefined) {
-    clients.reviews = new ApiClient({ ...common, api: 'reviews', baseUrl: config.reviews.url, headers: { accept: 'application/json' }, rps: rps.reviews, ...reading });
+    clients.reviews = new ApiClient({ ...common, api: 'reviews', baseUrl: config.reviews.url, headers: { accept: 'application/json' }, rps: rps.reviews, ...stoppable(stopReviews) });
   }
   // A dry run never builds the Insider client: nothing can reach Insider.
   if (config.insider && !options.dryRun) {

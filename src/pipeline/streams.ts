@@ -202,6 +202,7 @@ export function assertWritable(path: string, what: string): void {
   while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
   try {
     if (!statSync(dir).isDirectory()) throw new Error(`${dir} is not a folder`);
+    if (existsSync(path) && statSync(path).isDirectory()) throw new Error('it is a folder');
     if (existsSync(path)) accessSync(path, constants.W_OK);
     else accessSync(dir, constants.W_OK);
   } catch (error) {

@@ -13,7 +13,14 @@ import type { ApiClient } from './http.js';
 export type Outcome =
   | { status: 'succeeded' }
   | { status: 'would_send' }
-  | { status: 'failed'; error: string; httpStatus: number | null; attempts: number };
+  | {
+      status: 'failed';
+      error: string;
+      httpStatus: number | null;
+      attempts: number;
+      /** Insider counted a failure without naming the user: it may have stored this one after all. */
+      uncertain?: true;
+    };
 
 export interface UploaderOptions<Tag> {
   /** Absent in a dry run: nothing is posted. */
@@ -91,19 +98,23 @@ export class Uploader<Tag> {
     // pages stay unconfirmed, so a resume sends them again.
     if (!reading.readable) throw client.unexpected(response, 'upsert answered 200 without a result');
     // Failures Insider counts but does not name could be any user of the batch: none of them is
-    // counted delivered; all go to the failed file for `retry` (upserting a user twice is harmless).
+    // counted delivered; all go to the failed file, marked uncertain. Upserting a user twice is
+    // harmless, so `retry` sends them again; their events only with --force (no event twice).
     const unattributed = Math.min(reading.failed, items.length) - reading.errorsByIndex.size;
     const unnamed =
       unattributed > 0
-        ? `Insider reported ${unattributed} failure(s) in this batch without saying which user; sent again by retry`
+        ? `Insider reported ${unattributed} failure(s) in this batch without saying which user: this one may be stored, or not`
         : undefined;
     items.forEach((item, index) => {
       const messages = reading.errorsByIndex.get(index);
-      const error = messages ? messages.join('; ') : unnamed;
-      this.options.onOutcome(
-        item,
-        error !== undefined ? { status: 'failed', error: redact(error), httpStatus: 200, attempts: response.attempts } : { status: 'succeeded' },
-      );
+      if (messages) {
+        const error = redact(messages.join('; '));
+        this.options.onOutcome(item, { status: 'failed', error, httpStatus: 200, attempts: response.attempts });
+      } else if (unnamed) {
+        this.options.onOutcome(item, { status: 'failed', error: unnamed, httpStatus: 200, attempts: response.attempts, uncertain: true });
+      } else {
+        this.options.onOutcome(item, { status: 'succeeded' });
+      }
     });
   }
 }
