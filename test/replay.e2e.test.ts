@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -434,6 +434,53 @@ describe('replay of the fixture over the sandbox', () => {
     assert.equal(deliveredEvents(sandbox).length, 0);
   });
 
+  test('a failed file that cannot be written (full disk) loses no ledger key: the re-run sends no event twice', async () => {
+    sandbox.reset();
+    const emails = [...new Set(SENT_LINES.map((line) => EXPECTED[line]![2]))];
+    const rate = [0.2, 0.3, 0.5, 0.7].find((r) => {
+      const n = emails.filter((email) => isRejectedEmail(email, r)).length;
+      return n > 0 && n < emails.length;
+    })!;
+    const rejected = emails.filter((email) => isRejectedEmail(email, rate));
+    const accepted = SENT_LINES.filter((line) => !rejected.includes(EXPECTED[line]![2]));
+    const cwd = fixtureDir();
+    sandbox.setFaults({ rejectRate: rate });
+    try {
+      const io = captureIo(sandbox.env, cwd);
+      const full = await runReplay('events.jsonl', { ...QUICK, failed: '/dev/full' }, io);
+      assert.equal(full.exit_code, 2, io.err());
+      assert.match(io.err(), /cannot write \/dev\/full/);
+      const again = await runReplay('events.jsonl', { ...QUICK, failed: 'failed.jsonl' }, captureIo(sandbox.env, cwd));
+      assert.equal(again.exit_code, 1);
+    } finally {
+      sandbox.setFaults({ rejectRate: 0 });
+    }
+    assertExactlyOnce(deliveredEvents(sandbox), accepted.map(keyOfLine), 'both runs: ');
+  });
+
+  test('events whose delivery Insider left uncertain are not replayed again without --force', async () => {
+    const delivered = fixtureDir();
+    sandbox.reset();
+    await runReplay('events.jsonl', { ...QUICK }, captureIo(sandbox.env, delivered));
+    const keys = readFileSync(join(delivered, '.yotpo-insider/state.json.ledger.txt'), 'utf8');
+
+    // Another account's state where every one of those events is uncertain.
+    const cwd = fixtureDir();
+    mkdirSync(join(cwd, '.yotpo-insider'));
+    writeFileSync(join(cwd, '.yotpo-insider/state.json.uncertain.txt'), keys);
+    sandbox.reset();
+    const held = await runReplay('events.jsonl', { ...QUICK }, captureIo(sandbox.env, cwd));
+    assert.equal(held.events.sent, 0);
+    assert.equal(held.skipped_reasons['delivery uncertain'], SENT_LINES.length);
+    assert.equal(deliveredEvents(sandbox).length, 0);
+
+    const forced = await runReplay('events.jsonl', { ...QUICK, force: true }, captureIo(sandbox.env, cwd));
+    assert.equal(forced.events.sent, SENT_LINES.length);
+    assertExactlyOnce(deliveredEvents(sandbox), SENT_LINES.map(keyOfLine), 'forced: ');
+    const state = JSON.parse(readFileSync(join(cwd, '.yotpo-insider/state.json'), 'utf8'));
+    assert.equal(state.replay.events_uncertain, undefined, 'delivered since: no longer uncertain');
+  });
+
   test('retry holds back users whose events Insider may already hold unless --force; a plain failed file needs no state file', async () => {
     const cwd = workdir();
     const event = (id: number) => ({ event_name: 'loyalty_points_earned', timestamp: '2026-11-01T10:00:00Z', event_params: { custom: { perk_id: id } } });
@@ -448,10 +495,12 @@ describe('replay of the fixture over the sandbox', () => {
       ].join('\n'),
     );
     sandbox.reset();
-    const held = await runRetry('failed.jsonl', { ...QUICK }, captureIo(sandbox.env, cwd));
-    assert.equal(held.exit_code, 0);
+    const held = await runRetry('failed.jsonl', { ...QUICK, failed: 'held.jsonl' }, captureIo(sandbox.env, cwd));
+    assert.equal(held.exit_code, 1, 'a held-back user needs the operator');
     assert.deepEqual(held.skipped_reasons, { 'delivery uncertain': 1 });
-    assert.match(held.warnings.join('\n'), /1 user\(s\) not sent: their events may already be in Insider.*--force/);
+    assert.match(held.warnings.join('\n'), /1 user\(s\) not sent \(kept in the new failed file\): their events may already be in Insider.*--force/);
+    const kept = readFileSync(join(cwd, 'held.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    assert.deepEqual(kept.map((r) => [r.user.identifiers.email, r.event_keys, r.delivery_uncertain]), [['uncertain-events@example.com', ['key-u'], true]]);
     assert.deepEqual(sandbox.received().map((user) => user.identifiers?.email).sort(), ['named@example.com', 'uncertain-user@example.com']);
 
     sandbox.reset();

@@ -1,7 +1,7 @@
 // The failed file (SPEC §4): one JSON line per user that could not be delivered, created only when
 // the first such user appears. `yotpo-insider retry` reads it back.
 
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { InsiderUser } from '../mapping/transform.js';
@@ -42,7 +42,7 @@ export class JsonlWriter<T> {
         this.fd = openSync(this.path, 'a', 0o600);
         this.opened = true;
       }
-      writeSync(this.fd, line);
+      appendFileSync(this.fd, line); // writes until the whole line is out, or throws
     } catch (error) {
       throw new UsageError(`cannot write ${this.path}: ${(error as Error).message}`);
     }

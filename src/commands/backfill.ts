@@ -25,7 +25,7 @@ import { BackfillCheckpoint, MatchedLog, type BackfillTag } from '../pipeline/ba
 import { Delivery } from '../pipeline/delivery.js';
 import { Progress, type ProgressFigures } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
-import { auditFor, auditStatus, closeOutputs, COMMON_DEFAULTS, failedFileFor, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
+import { auditFor, auditStatus, closeOutputs, COMMON_DEFAULTS, deliverySettings, failedFileFor, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
 import { assertWritable, holdUntil, prefetch, privateTempDir, removeTempDir, writeJsonl } from '../pipeline/streams.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
 import { readEmailList } from '../yotpo/email-list.js';
@@ -176,12 +176,7 @@ export async function runBackfill(
   reviewsDone.catch(() => undefined); // observed where it is awaited
 
   const delivery = new Delivery<BackfillTag>({
-    ...(clients.insider ? { insider: clients.insider } : {}),
-    concurrency: options.concurrency,
-    batchSize: options.batchSize,
-    maxBytes: options.maxRequestBytes,
-    skipHook: !options.triggerJourneys,
-    failedFile,
+    ...deliverySettings(options, clients, failedFile),
     onOutcome: (item, outcome) => {
       if (outcome.status === 'succeeded') summary.users.succeeded++;
       else if (outcome.status === 'failed') summary.users.failed++;

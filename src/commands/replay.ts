@@ -18,7 +18,7 @@ import { Ledger } from '../pipeline/ledger.js';
 import { Progress } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
 import { assertWritable, privateTempDir, removeTempDir, writeLines } from '../pipeline/streams.js';
-import { auditFor, auditStatus, closeOutputs, COMMON_DEFAULTS, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
+import { auditFor, auditStatus, closeOutputs, COMMON_DEFAULTS, deliverySettings, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
 import { readLines } from '../yotpo/lines.js';
 import { parseWebhookLine, type ParsedLine, type ReplayOptions as LineOptions } from '../yotpo/webhook.js';
@@ -139,12 +139,7 @@ export async function runReplay(
     );
 
   const delivery = new Delivery<Tag>({
-    ...(clients.insider ? { insider: clients.insider } : {}),
-    concurrency: options.concurrency,
-    batchSize: options.batchSize,
-    maxBytes: options.maxRequestBytes,
-    skipHook: !options.triggerJourneys,
-    failedFile,
+    ...deliverySettings(options, clients, failedFile),
     failedExtra: (tag) => ({ event_keys: tag.events.map((queued) => queued.key) }),
     onLateSuccess: (item) => ledger.addAll(item.tag.events.map((queued) => queued.key)),
     onOutcome: (item, outcome) => {
@@ -156,6 +151,7 @@ export async function runReplay(
       } else if (outcome.status === 'failed') {
         summary.users.failed++;
         summary.events.failed += events.length;
+        if (outcome.uncertain) ledger.addUncertain(events.map((queued) => queued.key));
       }
       const status = auditStatus(outcome);
       for (const queued of events) auditEvent(status, outcome.status === 'failed' ? outcome.error : '', queued.line, item.tag.email, queued);
@@ -193,6 +189,8 @@ export async function runReplay(
       if (seen.has(parsed.key)) return 'duplicate';
       seen.add(parsed.key);
       if (!options.force && ledger.has(parsed.key)) return 'already delivered';
+      // Insider may hold it already: `retry --force` of the failed file, or `replay --force`, sends it.
+      if (!options.force && ledger.isUncertain(parsed.key)) return 'delivery uncertain';
       return null;
     };
 

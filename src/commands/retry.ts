@@ -9,10 +9,11 @@ import { flattenAttributes, normaliseEmail, type InsiderUser } from '../mapping/
 import { Delivery } from '../pipeline/delivery.js';
 import { Progress } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
-import { auditFor, auditStatus, closeOutputs, COMMON_DEFAULTS, failedFileFor, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
+import { auditFor, auditStatus, closeOutputs, COMMON_DEFAULTS, deliverySettings, failedFileFor, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
 import { Ledger } from '../pipeline/ledger.js';
 import { readLines } from '../yotpo/lines.js';
+import type { FailedRecord } from '../audit/failed.js';
 
 export interface RetryOptions extends CommonOptions {
   /** Also send events whose earlier delivery is uncertain (they may reach Insider twice). */
@@ -58,18 +59,18 @@ export async function runRetry(
   if (options.dryRun) reporter.info('dry run: the failed file is read and re-batched; nothing is sent to Insider');
 
   const delivery = new Delivery<{ eventKeys: string[] }>({
-    ...(clients.insider ? { insider: clients.insider } : {}),
-    concurrency: options.concurrency,
-    batchSize: options.batchSize,
-    maxBytes: options.maxRequestBytes,
-    skipHook: !options.triggerJourneys,
-    failedFile,
+    ...deliverySettings(options, clients, failedFile),
+    // What fails again keeps its event keys, so the next retry still guards them.
+    failedExtra: (tag) => (tag.eventKeys.length > 0 ? { event_keys: tag.eventKeys } : {}),
     onLateSuccess: (item) => ledger?.addAll(item.tag.eventKeys),
     onOutcome: (item, outcome) => {
       if (outcome.status === 'succeeded') {
         summary.users.succeeded++;
         ledger?.addAll(item.tag.eventKeys);
-      } else if (outcome.status === 'failed') summary.users.failed++;
+      } else if (outcome.status === 'failed') {
+        summary.users.failed++;
+        if (outcome.uncertain) ledger?.addUncertain(item.tag.eventKeys);
+      }
       const status = auditStatus(outcome);
       const reason = outcome.status === 'failed' ? outcome.error : '';
       audit?.write(userRow(status, reason, item.user.identifiers.email, flattenAttributes(item.user)));
@@ -99,19 +100,26 @@ export async function runRetry(
         continue;
       }
       const eventKeys = Array.isArray(record.event_keys) ? record.event_keys.map(String) : [];
-      // Insider may already hold this user's events (it counted a failure without naming whom):
-      // sending them again could double them, so that takes the operator's --force.
-      if (record.delivery_uncertain === true && eventKeys.length > 0 && !options.force) {
-        summary.users.skipped++;
-        addReason(summary.skipped_reasons, 'delivery uncertain');
-        uncertainSkipped++;
-        continue;
-      }
       // A user whose replayed events were all confirmed since (an earlier retry) is not sent twice.
       const knownKeys = await ledgerFor(eventKeys);
-      if (knownKeys && eventKeys.length > 0 && eventKeys.every((key) => knownKeys.has(key))) {
+      const user = record.user;
+      const skip = (reason: string) => {
         summary.users.skipped++;
-        addReason(summary.skipped_reasons, 'already delivered');
+        addReason(summary.skipped_reasons, reason);
+        audit?.write(userRow('skipped', reason, user.identifiers.email, flattenAttributes(user)));
+      };
+      if (knownKeys && eventKeys.length > 0 && eventKeys.every((key) => knownKeys.has(key))) {
+        skip('already delivered');
+        continue;
+      }
+      // Insider may already hold this user's events (it counted a failure without naming whom):
+      // sending them again could double them, so that takes the operator's --force. Meanwhile the
+      // user stays in the chain: its line goes to this run's failed file as it was.
+      const uncertain = record.delivery_uncertain === true || eventKeys.some((key) => knownKeys?.isUncertain(key));
+      if (uncertain && eventKeys.length > 0 && !options.force) {
+        skip('delivery uncertain');
+        uncertainSkipped++;
+        if (!options.dryRun) failedFile.write({ ...(record as FailedRecord), delivery_uncertain: true });
         continue;
       }
       summary.users.sent++;
@@ -119,7 +127,7 @@ export async function runRetry(
         await audit?.drained();
         showProgress();
       }
-      await delivery.add(record.user, { eventKeys });
+      await delivery.add(user, { eventKeys });
     }
     await delivery.finish();
   } catch (caught) {
@@ -136,7 +144,7 @@ export async function runRetry(
   error = await closeOutputs(error, failedFile, audit);
   if (uncertainSkipped > 0) {
     summary.warnings.push(
-      `${uncertainSkipped} user(s) not sent: their events may already be in Insider (it reported failures in their batch without naming the users). Check a few in Insider; to send them anyway, run again with --force`,
+      `${uncertainSkipped} user(s) not sent (kept in the new failed file): their events may already be in Insider (it reported failures in their batch without naming the users). Check a few in Insider; to send them anyway, retry with --force`,
     );
   }
   summary.failed_file = failedFile.writtenPath;

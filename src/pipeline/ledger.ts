@@ -13,6 +13,8 @@ interface StateWithLedger {
   replay?: {
     ledger_file?: string;
     events_delivered?: number;
+    uncertain_file?: string;
+    events_uncertain?: number;
     updated_at?: string;
     /** Earlier versions kept the keys in the state file itself; read, and moved to the key file. */
     delivered?: unknown;
@@ -29,6 +31,9 @@ export class Ledger {
     /** The key file beside it: one delivered event key per line. */
     readonly keysPath: string,
     private readonly delivered: Set<string>,
+    /** Keys of events Insider may or may not hold (it counted a failure without naming the user). */
+    readonly uncertainPath: string,
+    private readonly uncertain: Set<string>,
   ) {}
 
   /** `forWriting`: a live run, which records keys (a dry run only reads them). */
@@ -40,13 +45,11 @@ export class Ledger {
       assertWritable(statePath, 'the state file');
       assertWritable(keysPath, 'the replay ledger');
     }
-    const delivered = new Set<string>();
-    if (existsSync(keysPath)) {
-      for await (const { text } of readLines(keysPath)) if (text) delivered.add(text);
-      // A write cut short by a crash leaves a partial last line; start the next key on its own line.
-      if (forWriting && !endsWithNewline(keysPath)) appendFileSync(keysPath, '\n');
-    }
-    const ledger = new Ledger(statePath, keysPath, delivered);
+    const uncertainPath = `${statePath}.uncertain.txt`;
+    if (forWriting) assertWritable(uncertainPath, 'the list of uncertain events');
+    const delivered = await readKeys(keysPath, forWriting);
+    const uncertain = await readKeys(uncertainPath, forWriting);
+    const ledger = new Ledger(statePath, keysPath, delivered, uncertainPath, uncertain);
     const legacy = state?.replay?.delivered;
     if (Array.isArray(legacy)) {
       const keys = legacy.filter((key): key is string => typeof key === 'string');
@@ -69,6 +72,21 @@ export class Ledger {
     return this.delivered.has(key);
   }
 
+  /** Not known delivered, but perhaps in Insider: sent again only when the operator forces it. */
+  isUncertain(key: string): boolean {
+    return this.uncertain.has(key) && !this.delivered.has(key);
+  }
+
+  /** Records keys whose delivery Insider left uncertain; written before returning. */
+  addUncertain(keys: readonly string[]): void {
+    const added = keys.filter((key) => !this.uncertain.has(key) && !this.delivered.has(key));
+    if (added.length === 0) return;
+    for (const key of added) this.uncertain.add(key);
+    mkdirSync(dirname(this.uncertainPath), { recursive: true });
+    appendFileSync(this.uncertainPath, `${added.join('\n')}\n`, { mode: 0o600 });
+    this.dirty = true;
+  }
+
   /** Records keys Insider confirmed; written before returning, so an interrupt cannot lose them. */
   addAll(keys: readonly string[]): void {
     const added = keys.filter((key) => !this.delivered.has(key));
@@ -83,10 +101,25 @@ export class Ledger {
   save(): void {
     if (!this.dirty) return;
     const state = readJsonState<StateWithLedger>(this.path) ?? {};
-    const replay = { ledger_file: basename(this.keysPath), events_delivered: this.delivered.size, updated_at: new Date().toISOString() };
+    const uncertain = [...this.uncertain].filter((key) => !this.delivered.has(key)).length;
+    const replay = {
+      ledger_file: basename(this.keysPath),
+      events_delivered: this.delivered.size,
+      ...(uncertain > 0 ? { uncertain_file: basename(this.uncertainPath), events_uncertain: uncertain } : {}),
+      updated_at: new Date().toISOString(),
+    };
     writeJsonState(this.path, { ...state, replay });
     this.dirty = false;
   }
+}
+
+/** One key per line; on a live run a partial last line (a crash mid-write) is ended first. */
+async function readKeys(path: string, forWriting: boolean): Promise<Set<string>> {
+  const keys = new Set<string>();
+  if (!existsSync(path)) return keys;
+  for await (const { text } of readLines(path)) if (text) keys.add(text);
+  if (forWriting && !endsWithNewline(path)) appendFileSync(path, '\n');
+  return keys;
 }
 
 function endsWithNewline(path: string): boolean {

@@ -129,6 +129,19 @@ export function makeClients(
   return clients;
 }
 
+/** What every command's Delivery takes from the common options. */
+export function deliverySettings(options: CommonOptions, clients: Clients, failedFile: JsonlWriter<FailedRecord>) {
+  return {
+    ...(clients.insider ? { insider: clients.insider } : {}),
+    concurrency: options.concurrency,
+    batchSize: options.batchSize,
+    maxBytes: options.maxRequestBytes,
+    // Historical data never fires a journey unless the operator asks for it.
+    skipHook: !options.triggerJourneys,
+    failedFile,
+  };
+}
+
 /**
  * Closes a run's output files, every one even if one fails; the first that cannot be finished
  * (disk full) becomes the run's error unless it already has one, so the run still ends with a

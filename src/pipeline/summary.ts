@@ -74,7 +74,9 @@ export function copyRequestCounters(summary: RunSummary, counters: RequestCounte
 
 /** 0 when everything was delivered or skipped for a documented reason, 1 when anything failed. */
 export function outcomeExitCode(summary: RunSummary): ExitCode {
-  return summary.users.failed + summary.events.failed + summary.events.rejected > 0 ? EXIT.someFailed : EXIT.ok;
+  const failed = summary.users.failed + summary.events.failed + summary.events.rejected > 0;
+  // A failed file also holds users a retry held back: someone must look at it.
+  return failed || summary.failed_file !== null ? EXIT.someFailed : EXIT.ok;
 }
 
 const n = (value: number) => value.toLocaleString('en-US');

@@ -57,8 +57,19 @@ export class Uploader<Tag> {
     while (this.inFlight.size > 0) await Promise.race(this.inFlight);
   }
 
-  private report(items: readonly BatchItem<Tag>[], outcome: Outcome): void {
-    for (const item of items) this.options.onOutcome(item, outcome);
+  private report(items: readonly BatchItem<Tag>[], outcome: Outcome | ((index: number) => Outcome)): void {
+    // Every user is reported even when recording one fails (a full disk): a delivered user left
+    // unreported would lose its ledger keys, and its events would be sent again. The first error
+    // is thrown once all are reported.
+    let firstError: unknown;
+    items.forEach((item, index) => {
+      try {
+        this.options.onOutcome(item, typeof outcome === 'function' ? outcome(index) : outcome);
+      } catch (error) {
+        firstError ??= error;
+      }
+    });
+    if (firstError !== undefined) throw firstError;
   }
 
   private async send(items: readonly BatchItem<Tag>[]): Promise<void> {
@@ -105,16 +116,11 @@ export class Uploader<Tag> {
       unattributed > 0
         ? `Insider reported ${unattributed} failure(s) in this batch without saying which user: this one may be stored, or not`
         : undefined;
-    items.forEach((item, index) => {
+    this.report(items, (index): Outcome => {
       const messages = reading.errorsByIndex.get(index);
-      if (messages) {
-        const error = redact(messages.join('; '));
-        this.options.onOutcome(item, { status: 'failed', error, httpStatus: 200, attempts: response.attempts });
-      } else if (unnamed) {
-        this.options.onOutcome(item, { status: 'failed', error: unnamed, httpStatus: 200, attempts: response.attempts, uncertain: true });
-      } else {
-        this.options.onOutcome(item, { status: 'succeeded' });
-      }
+      if (messages) return { status: 'failed', error: redact(messages.join('; ')), httpStatus: 200, attempts: response.attempts };
+      if (unnamed) return { status: 'failed', error: unnamed, httpStatus: 200, attempts: response.attempts, uncertain: true };
+      return { status: 'succeeded' };
     });
   }
 }
