@@ -1,7 +1,7 @@
 // The failed file (SPEC §4): one JSON line per user that could not be delivered, created only when
 // the first such user appears. `yotpo-insider retry` reads it back.
 
-import { appendFileSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { appendFileSync, closeSync, fstatSync, ftruncateSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { InsiderUser } from '../mapping/transform.js';
@@ -42,8 +42,19 @@ export class JsonlWriter<T> {
         this.fd = openSync(this.path, 'a', 0o600);
         this.opened = true;
       }
+    } catch (error) {
+      throw new UsageError(`cannot write ${this.path}: ${(error as Error).message}`);
+    }
+    const size = fstatSync(this.fd).size;
+    try {
       appendFileSync(this.fd, line); // writes until the whole line is out, or throws
     } catch (error) {
+      // A line cut short would glue itself to the next one: cut it off (best effort).
+      try {
+        ftruncateSync(this.fd, size);
+      } catch {
+        // the write's own error says what is wrong
+      }
       throw new UsageError(`cannot write ${this.path}: ${(error as Error).message}`);
     }
     this.count++;

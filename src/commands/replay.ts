@@ -141,7 +141,11 @@ export async function runReplay(
   const delivery = new Delivery<Tag>({
     ...deliverySettings(options, clients, failedFile),
     failedExtra: (tag) => ({ event_keys: tag.events.map((queued) => queued.key) }),
-    onLateSuccess: (item) => ledger.addAll(item.tag.events.map((queued) => queued.key)),
+    onLateOutcome: (item, outcome) => {
+      const keys = item.tag.events.map((queued) => queued.key);
+      if (outcome.status === 'succeeded') ledger.addAll(keys);
+      else if (outcome.status === 'failed' && outcome.uncertain) ledger.addUncertain(keys);
+    },
     onOutcome: (item, outcome) => {
       const { events } = item.tag;
       if (outcome.status === 'succeeded') {
@@ -189,7 +193,7 @@ export async function runReplay(
       if (seen.has(parsed.key)) return 'duplicate';
       seen.add(parsed.key);
       if (!options.force && ledger.has(parsed.key)) return 'already delivered';
-      // Insider may hold it already: `retry --force` of the failed file, or `replay --force`, sends it.
+      // Insider may hold it already: `retry --force` of the failed file sends it.
       if (!options.force && ledger.isUncertain(parsed.key)) return 'delivery uncertain';
       return null;
     };

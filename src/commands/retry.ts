@@ -51,9 +51,10 @@ export async function runRetry(
   // opened at the first such user, so retrying a backfill's failed file needs no state file at all.
   let ledger: Ledger | undefined;
   const ledgerFor = async (eventKeys: string[]): Promise<Ledger | undefined> => {
-    if (options.dryRun || eventKeys.length === 0) return ledger;
-    ledger ??= await Ledger.open(resolve(io.cwd, options.state), { forWriting: true });
-    summary.state_file = ledger.path;
+    if (eventKeys.length === 0) return ledger;
+    // A dry run reads the ledger (to skip what a live run would skip) and writes nothing.
+    ledger ??= await Ledger.open(resolve(io.cwd, options.state), { forWriting: !options.dryRun });
+    if (!options.dryRun) summary.state_file = ledger.path;
     return ledger;
   };
   if (options.dryRun) reporter.info('dry run: the failed file is read and re-batched; nothing is sent to Insider');
@@ -62,7 +63,10 @@ export async function runRetry(
     ...deliverySettings(options, clients, failedFile),
     // What fails again keeps its event keys, so the next retry still guards them.
     failedExtra: (tag) => (tag.eventKeys.length > 0 ? { event_keys: tag.eventKeys } : {}),
-    onLateSuccess: (item) => ledger?.addAll(item.tag.eventKeys),
+    onLateOutcome: (item, outcome) => {
+      if (outcome.status === 'succeeded') ledger?.addAll(item.tag.eventKeys);
+      else if (outcome.status === 'failed' && outcome.uncertain) ledger?.addUncertain(item.tag.eventKeys);
+    },
     onOutcome: (item, outcome) => {
       if (outcome.status === 'succeeded') {
         summary.users.succeeded++;
@@ -144,7 +148,7 @@ export async function runRetry(
   error = await closeOutputs(error, failedFile, audit);
   if (uncertainSkipped > 0) {
     summary.warnings.push(
-      `${uncertainSkipped} user(s) not sent (kept in the new failed file): their events may already be in Insider (it reported failures in their batch without naming the users). Check a few in Insider; to send them anyway, retry with --force`,
+      `${uncertainSkipped} user(s) ${options.dryRun ? 'would be held back' : 'not sent (kept in the new failed file)'}: their events may already be in Insider (it reported failures in their batch without naming the users). Check a few in Insider; to send them anyway, retry with --force`,
     );
   }
   summary.failed_file = failedFile.writtenPath;

@@ -20,10 +20,11 @@ export interface DeliveryOptions<Tag> {
   /** Extra fields for the user's failed-file line (replay adds its event keys). */
   failedExtra?: (tag: Tag) => Record<string, unknown>;
   /**
-   * Called for a user Insider confirms after wrapUp stopped waiting (the run's files are closed).
-   * Replay records its events in the ledger here: they were delivered, and must not be sent again.
+   * Called for a user Insider answers after wrapUp stopped waiting (the run's files are closed).
+   * Replay records its events in the ledger here (delivered, or perhaps delivered): they must not
+   * be sent again by a later run.
    */
-  onLateSuccess?: (item: BatchItem<Tag>) => void;
+  onLateOutcome?: (item: BatchItem<Tag>, outcome: Outcome) => void;
 }
 
 export class Delivery<Tag> {
@@ -43,7 +44,7 @@ export class Delivery<Tag> {
         // Otherwise unrecorded, such a user stays unconfirmed, so a resume sends it again: nothing
         // is lost, and upserting a user twice is harmless (sending an event twice is not).
         if (this.closed) {
-          if (outcome.status === 'succeeded') options.onLateSuccess?.(item);
+          options.onLateOutcome?.(item, outcome);
           return;
         }
         if (outcome.status === 'failed') {

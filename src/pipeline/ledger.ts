@@ -81,9 +81,9 @@ export class Ledger {
   addUncertain(keys: readonly string[]): void {
     const added = keys.filter((key) => !this.uncertain.has(key) && !this.delivered.has(key));
     if (added.length === 0) return;
-    for (const key of added) this.uncertain.add(key);
     mkdirSync(dirname(this.uncertainPath), { recursive: true });
     appendFileSync(this.uncertainPath, `${added.join('\n')}\n`, { mode: 0o600 });
+    for (const key of added) this.uncertain.add(key);
     this.dirty = true;
   }
 
@@ -91,9 +91,9 @@ export class Ledger {
   addAll(keys: readonly string[]): void {
     const added = keys.filter((key) => !this.delivered.has(key));
     if (added.length === 0) return;
-    for (const key of added) this.delivered.add(key);
     mkdirSync(dirname(this.keysPath), { recursive: true });
     appendFileSync(this.keysPath, `${added.join('\n')}\n`, { mode: 0o600 });
+    for (const key of added) this.delivered.add(key); // only once on disk
     this.dirty = true;
   }
 

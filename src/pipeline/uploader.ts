@@ -89,7 +89,11 @@ export class Uploader<Tag> {
       if (error instanceof UnavailableError) {
         // These users are written to the failed file (for `retry`), and the run stops: an Insider
         // that fails this long would fail every batch after it too.
-        this.report(items, { status: 'failed', error: error.message, httpStatus: error.status, attempts: error.attempts });
+        try {
+          this.report(items, { status: 'failed', error: error.message, httpStatus: error.status, attempts: error.attempts });
+        } catch {
+          // Insider's outage is what stopped the run (exit 3, resumable); unrecorded users stay unconfirmed.
+        }
       }
       throw error;
     }
