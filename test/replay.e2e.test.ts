@@ -100,6 +100,17 @@ function attributesOfLine(line: number): Record<string, unknown> {
   return toInsiderUser(EXPECTED[line]![2], flat).attributes;
 }
 
+/** A sandbox reject rate that rejects some, not all, of the fixture's members, and whom it rejects. */
+function partialRejection(): { rate: number; rejected: string[] } {
+  const emails = [...new Set(SENT_LINES.map((line) => EXPECTED[line]![2]))];
+  const rate = [0.2, 0.3, 0.5, 0.7].find((r) => {
+    const n = emails.filter((email) => isRejectedEmail(email, r)).length;
+    return n > 0 && n < emails.length;
+  });
+  assert.ok(rate, 'a reject rate that rejects some of the fixture members');
+  return { rate, rejected: emails.filter((email) => isRejectedEmail(email, rate)) };
+}
+
 /** A private working folder holding a copy of the fixture as `events.jsonl`. */
 function fixtureDir(): string {
   const cwd = workdir();
@@ -397,13 +408,7 @@ describe('replay of the fixture over the sandbox', () => {
 
   test('users Insider rejects go to the failed file with their event keys; retry delivers them into the ledger; a re-run sends nothing', async () => {
     sandbox.reset();
-    const emails = [...new Set(SENT_LINES.map((line) => EXPECTED[line]![2]))];
-    const rate = [0.2, 0.3, 0.5, 0.7].find((r) => {
-      const n = emails.filter((email) => isRejectedEmail(email, r)).length;
-      return n > 0 && n < emails.length;
-    });
-    assert.ok(rate, 'a reject rate that rejects some of the fixture members');
-    const rejected = emails.filter((email) => isRejectedEmail(email, rate));
+    const { rate, rejected } = partialRejection();
     const rejectedLines = SENT_LINES.filter((line) => rejected.includes(EXPECTED[line]![2]));
     const cwd = fixtureDir();
     sandbox.setFaults({ rejectRate: rate });
@@ -436,12 +441,7 @@ describe('replay of the fixture over the sandbox', () => {
 
   test('a failed file that cannot be written (full disk) loses no ledger key: the re-run sends no event twice', async () => {
     sandbox.reset();
-    const emails = [...new Set(SENT_LINES.map((line) => EXPECTED[line]![2]))];
-    const rate = [0.2, 0.3, 0.5, 0.7].find((r) => {
-      const n = emails.filter((email) => isRejectedEmail(email, r)).length;
-      return n > 0 && n < emails.length;
-    })!;
-    const rejected = emails.filter((email) => isRejectedEmail(email, rate));
+    const { rate, rejected } = partialRejection();
     const accepted = SENT_LINES.filter((line) => !rejected.includes(EXPECTED[line]![2]));
     const cwd = fixtureDir();
     sandbox.setFaults({ rejectRate: rate });

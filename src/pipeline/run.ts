@@ -217,7 +217,7 @@ export function finishRun(
   if (summary.failed_file && summary.command !== 'retry' && !summary.dry_run) {
     reporter.error(`some users failed; after fixing the cause, re-send them with: yotpo-insider retry ${summary.failed_file}`);
   } else if (summary.failed_file && summary.command === 'retry') {
-    reporter.error(`some users failed again; see ${summary.failed_file}`);
+    reporter.error(`some users failed again or were held back; see ${summary.failed_file}`);
   }
   return summary;
 }
