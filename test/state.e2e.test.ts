@@ -309,7 +309,7 @@ describe('Insider 200 bodies the uploader cannot trust', () => {
     }
   });
 
-  test('answers that arrive after the grace period: no outcome is recorded, but a delivery still reaches onLateOutcome', async () => {
+  test('answers that arrive after the grace period: no outcome is recorded, but a delivery still reaches recordDelivery', async () => {
     nextBody = { data: { successful: { count: 1 }, fail: { count: 1, errors: { 'users.1.attributes.email.email': ['invalid'] } } } };
     answerAfterMs = 300;
     try {
@@ -323,7 +323,7 @@ describe('Insider 200 bodies the uploader cannot trust', () => {
         skipHook: true,
         failedFile: new JsonlWriter<FailedRecord>(failedPath),
         onOutcome: (item) => outcomes.push(item.tag),
-        onLateOutcome: (item, outcome) => outcome.status === 'succeeded' && late.push(item.tag),
+        recordDelivery: (item, outcome) => outcome.status === 'succeeded' && late.push(item.tag),
       });
       await delivery.add(toInsiderUser('a@example.com', {}), 'a');
       await delivery.add(toInsiderUser('b@example.com', {}), 'b'); // the batch of two is posted

@@ -23,6 +23,8 @@ export interface FailedRecord {
 export class JsonlWriter<T> {
   private fd: number | undefined;
   private opened = false;
+  /** The file's length after the last whole line: where a line cut short is cut back to. */
+  private size = 0;
   count = 0;
 
   constructor(readonly path: string) {}
@@ -41,22 +43,21 @@ export class JsonlWriter<T> {
         mkdirSync(dirname(this.path), { recursive: true });
         this.fd = openSync(this.path, 'a', 0o600);
         this.opened = true;
+        this.size = fstatSync(this.fd).size;
       }
-    } catch (error) {
-      throw new UsageError(`cannot write ${this.path}: ${(error as Error).message}`);
-    }
-    const size = fstatSync(this.fd).size;
-    try {
       appendFileSync(this.fd, line); // writes until the whole line is out, or throws
     } catch (error) {
       // A line cut short would glue itself to the next one: cut it off (best effort).
-      try {
-        ftruncateSync(this.fd, size);
-      } catch {
-        // the write's own error says what is wrong
+      if (this.fd !== undefined) {
+        try {
+          ftruncateSync(this.fd, this.size);
+        } catch {
+          // the write's own error says what is wrong
+        }
       }
       throw new UsageError(`cannot write ${this.path}: ${(error as Error).message}`);
     }
+    this.size += Buffer.byteLength(line);
     this.count++;
   }
 

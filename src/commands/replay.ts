@@ -141,21 +141,15 @@ export async function runReplay(
   const delivery = new Delivery<Tag>({
     ...deliverySettings(options, clients, failedFile),
     failedExtra: (tag) => ({ event_keys: tag.events.map((queued) => queued.key) }),
-    onLateOutcome: (item, outcome) => {
-      const keys = item.tag.events.map((queued) => queued.key);
-      if (outcome.status === 'succeeded') ledger.addAll(keys);
-      else if (outcome.status === 'failed' && outcome.uncertain) ledger.addUncertain(keys);
-    },
+    recordDelivery: (item, outcome) => ledger.record(item.tag.events.map((queued) => queued.key), outcome),
     onOutcome: (item, outcome) => {
       const { events } = item.tag;
       if (outcome.status === 'succeeded') {
         summary.users.succeeded++;
         summary.events.succeeded += events.length;
-        ledger.addAll(events.map((queued) => queued.key));
       } else if (outcome.status === 'failed') {
         summary.users.failed++;
         summary.events.failed += events.length;
-        if (outcome.uncertain) ledger.addUncertain(events.map((queued) => queued.key));
       }
       const status = auditStatus(outcome);
       for (const queued of events) auditEvent(status, outcome.status === 'failed' ? outcome.error : '', queued.line, item.tag.email, queued);
@@ -265,12 +259,7 @@ export async function runReplay(
   }
   showProgress();
   progress.stop();
-  try {
-    if (!options.dryRun) ledger.save();
-  } catch (saveError) {
-    error ??= saveError;
-  }
-  error = await closeOutputs(error, rejects, failedFile, audit);
+  error = await closeOutputs(error, ledger, rejects, failedFile, audit);
 
   if (oldEvents > 0) {
     summary.warnings.push(

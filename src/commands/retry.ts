@@ -63,18 +63,10 @@ export async function runRetry(
     ...deliverySettings(options, clients, failedFile),
     // What fails again keeps its event keys, so the next retry still guards them.
     failedExtra: (tag) => (tag.eventKeys.length > 0 ? { event_keys: tag.eventKeys } : {}),
-    onLateOutcome: (item, outcome) => {
-      if (outcome.status === 'succeeded') ledger?.addAll(item.tag.eventKeys);
-      else if (outcome.status === 'failed' && outcome.uncertain) ledger?.addUncertain(item.tag.eventKeys);
-    },
+    recordDelivery: (item, outcome) => ledger?.record(item.tag.eventKeys, outcome),
     onOutcome: (item, outcome) => {
-      if (outcome.status === 'succeeded') {
-        summary.users.succeeded++;
-        ledger?.addAll(item.tag.eventKeys);
-      } else if (outcome.status === 'failed') {
-        summary.users.failed++;
-        if (outcome.uncertain) ledger?.addUncertain(item.tag.eventKeys);
-      }
+      if (outcome.status === 'succeeded') summary.users.succeeded++;
+      else if (outcome.status === 'failed') summary.users.failed++;
       const status = auditStatus(outcome);
       const reason = outcome.status === 'failed' ? outcome.error : '';
       audit?.write(userRow(status, reason, item.user.identifiers.email, flattenAttributes(item.user)));
@@ -84,7 +76,6 @@ export async function runRetry(
   const progress = new Progress(io, { quiet: options.quiet, records: 'users' });
   const showProgress = () =>
     progress.update({ reviewPages: 0, reviews: 0, customersRead: summary.users.read, ...summary.users });
-  let uncertainSkipped = 0;
   let error: unknown;
   try {
     for await (const { lineNumber, text } of readLines(path)) {
@@ -122,7 +113,6 @@ export async function runRetry(
       const uncertain = record.delivery_uncertain === true || eventKeys.some((key) => knownKeys?.isUncertain(key));
       if (uncertain && eventKeys.length > 0 && !options.force) {
         skip('delivery uncertain');
-        uncertainSkipped++;
         if (!options.dryRun) failedFile.write({ ...(record as FailedRecord), delivery_uncertain: true });
         continue;
       }
@@ -140,12 +130,8 @@ export async function runRetry(
   }
   showProgress();
   progress.stop();
-  try {
-    ledger?.save();
-  } catch (saveError) {
-    error ??= saveError;
-  }
-  error = await closeOutputs(error, failedFile, audit);
+  error = await closeOutputs(error, ledger, failedFile, audit);
+  const uncertainSkipped = summary.skipped_reasons['delivery uncertain'] ?? 0;
   if (uncertainSkipped > 0) {
     summary.warnings.push(
       `${uncertainSkipped} user(s) ${options.dryRun ? 'would be held back' : 'not sent (kept in the new failed file)'}: their events may already be in Insider (it reported failures in their batch without naming the users). Check a few in Insider; to send them anyway, retry with --force`,

@@ -14,17 +14,16 @@ export interface DeliveryOptions<Tag> {
   batchSize: number;
   skipHook: boolean;
   failedFile: JsonlWriter<FailedRecord>;
-  /** Called once per user with its outcome, after the failed file has it. */
+  /** Called once per user with its outcome, after the failed file has it; not after wrapUp gave up. */
   onOutcome: (item: BatchItem<Tag>, outcome: Outcome) => void;
   maxBytes?: number;
   /** Extra fields for the user's failed-file line (replay adds its event keys). */
   failedExtra?: (tag: Tag) => Record<string, unknown>;
   /**
-   * Called for a user Insider answers after wrapUp stopped waiting (the run's files are closed).
-   * Replay records its events in the ledger here (delivered, or perhaps delivered): they must not
-   * be sent again by a later run.
+   * Called for every outcome, first, even one that arrives after wrapUp stopped waiting (when the
+   * run's files are closed): for what must never miss a delivery, the replay ledger.
    */
-  onLateOutcome?: (item: BatchItem<Tag>, outcome: Outcome) => void;
+  recordDelivery?: (item: BatchItem<Tag>, outcome: Outcome) => void;
 }
 
 export class Delivery<Tag> {
@@ -43,10 +42,8 @@ export class Delivery<Tag> {
       onOutcome: (item, outcome) => {
         // Otherwise unrecorded, such a user stays unconfirmed, so a resume sends it again: nothing
         // is lost, and upserting a user twice is harmless (sending an event twice is not).
-        if (this.closed) {
-          options.onLateOutcome?.(item, outcome);
-          return;
-        }
+        options.recordDelivery?.(item, outcome);
+        if (this.closed) return;
         if (outcome.status === 'failed') {
           options.failedFile.write({
             user: item.user,

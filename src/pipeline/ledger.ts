@@ -8,6 +8,7 @@ import { basename, dirname } from 'node:path';
 import { readLines } from '../yotpo/lines.js';
 import { readJsonState, writeJsonState } from './checkpoint.js';
 import { assertWritable } from './streams.js';
+import type { Outcome } from './uploader.js';
 
 interface StateWithLedger {
   replay?: {
@@ -95,6 +96,17 @@ export class Ledger {
     appendFileSync(this.keysPath, `${added.join('\n')}\n`, { mode: 0o600 });
     for (const key of added) this.delivered.add(key); // only once on disk
     this.dirty = true;
+  }
+
+  /** Records what Insider's answer says of these events: delivered, or perhaps delivered. */
+  record(keys: readonly string[], outcome: Outcome): void {
+    if (outcome.status === 'succeeded') this.addAll(keys);
+    else if (outcome.status === 'failed' && outcome.uncertain) this.addUncertain(keys);
+  }
+
+  /** The end of a run: the state file names and counts the key files (see `save`). */
+  async close(): Promise<void> {
+    this.save();
   }
 
   /** Names the key file in the state file, keeping the file's other sections. */
