@@ -12,8 +12,8 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { mapAttributes, toInsiderUser } from '../src/mapping/transform.js';
-import { toBatchItem } from '../src/insider/batcher.js';
+import { mapAttributes, toInsiderUser } from '../src/core/transform.js';
+import { toBatchItem } from '../src/core/batcher.js';
 import { customerAt } from '../src/sandbox/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -3,7 +3,7 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { EXIT, exitCodeOf, UsageError } from './errors.js';
-import { redact } from './redact.js';
+import { redact } from './io/redact.js';
 import { processIo, type Io } from './pipeline/report.js';
 import type { RunControl } from './pipeline/run.js';
 import type { RunSummary } from './pipeline/summary.js';

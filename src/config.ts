@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { UsageError, type ApiName } from './errors.js';
-import { registerSecret } from './redact.js';
+import { registerSecret } from './io/redact.js';
 
 export interface LoyaltyConfig {
   url: string;

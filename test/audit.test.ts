@@ -7,12 +7,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'csv-parse/sync';
-import { AuditCsv, cell, neutralise, USER_COLUMNS, userRow } from '../src/audit/csv.js';
+import { AuditCsv, cell, neutralise, USER_COLUMNS, userRow } from '../src/io/csv.js';
 import { main } from '../src/cli.js';
 import { runBackfill } from '../src/commands/backfill.js';
 import { runReplay } from '../src/commands/replay.js';
 import { runRetry } from '../src/commands/retry.js';
-import { EVENT_PARAMS, USER_ATTRIBUTES } from '../src/mapping/table.js';
+import { EVENT_PARAMS, USER_ATTRIBUTES } from '../src/core/table.js';
 import { startSandbox, type ReceivedUser, type Sandbox } from '../src/sandbox/index.js';
 import { captureIo, FAST, markdownTableRows, workdir } from './helpers.js';
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { runBackfill } from '../src/commands/backfill.js';
-import { mapAttributes, toInsiderUser, type FlatAttributes } from '../src/mapping/transform.js';
+import { mapAttributes, toInsiderUser, type FlatAttributes } from '../src/core/transform.js';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
 import {
   captureIo,

@@ -3,15 +3,15 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { Batcher, batchBytes, requestBody, toBatchItem } from '../src/insider/batcher.js';
+import { Batcher, batchBytes, requestBody, toBatchItem } from '../src/core/batcher.js';
 import { readUpsertResponse } from '../src/insider/upsert.js';
-import { ReviewAggregator } from '../src/mapping/review-aggregates.js';
-import { toInsiderUser } from '../src/mapping/transform.js';
+import { ReviewAggregator } from '../src/core/review-aggregates.js';
+import { toInsiderUser } from '../src/core/transform.js';
 import { BackfillCheckpoint, type BackfillScope } from '../src/pipeline/backfill-checkpoint.js';
 import { PageTracker } from '../src/pipeline/checkpoint.js';
-import { parseRetryAfter, retryDelayMs, DEFAULT_RETRY_POLICY, isRetryableStatus } from '../src/pipeline/retry.js';
-import { RateLimiter } from '../src/pipeline/rate-limit.js';
-import { redact, registerSecret } from '../src/redact.js';
+import { parseRetryAfter, retryDelayMs, DEFAULT_RETRY_POLICY, isRetryableStatus } from '../src/io/retry.js';
+import { RateLimiter } from '../src/io/rate-limit.js';
+import { redact, registerSecret } from '../src/io/redact.js';
 
 const user = (i: number, padding = 0) =>
   toInsiderUser(`user${i}@example.com`, padding ? { name: 'x'.repeat(padding) } : { name: `U${i}` });
@@ -278,7 +278,7 @@ describe('redaction', () => {
 
 describe('compact structures behind the aggregates', () => {
   test('StringIndex: dense rows in insertion order, found again after many rehashes, unicode intact', async () => {
-    const { StringIndex } = await import('../src/mapping/compact.js');
+    const { StringIndex } = await import('../src/core/compact.js');
     const index = new StringIndex();
     const words = Array.from({ length: 50_000 }, (_, i) => (i % 7 === 0 ? `zoë.${i}@例え.jp` : `user.${i}@example.com`));
     words.forEach((word, i) => assert.equal(index.intern(word), i));
@@ -293,7 +293,7 @@ describe('compact structures behind the aggregates', () => {
   });
 
   test('IdSet: numbers (large and sequential) and strings, each once', async () => {
-    const { IdSet } = await import('../src/mapping/compact.js');
+    const { IdSet } = await import('../src/core/compact.js');
     const ids = new IdSet();
     for (let i = 0; i < 20_000; i++) assert.equal(ids.add(460_312_221 + i), true);
     assert.equal(ids.add(460_312_221), false);
@@ -307,7 +307,7 @@ describe('compact structures behind the aggregates', () => {
   });
 
   test('PairCounts: counts per row and id', async () => {
-    const { PairCounts } = await import('../src/mapping/compact.js');
+    const { PairCounts } = await import('../src/core/compact.js');
     const counts = new PairCounts();
     counts.add(5000, 1);
     counts.add(5000, 1);

@@ -13,7 +13,7 @@ import { gzipSync } from 'node:zlib';
 import { main } from '../src/cli.js';
 import { runReplay } from '../src/commands/replay.js';
 import { runRetry } from '../src/commands/retry.js';
-import { mapAttributes, toInsiderUser } from '../src/mapping/transform.js';
+import { mapAttributes, toInsiderUser } from '../src/core/transform.js';
 import { isRejectedEmail, startSandbox, type ReceivedUser, type Sandbox } from '../src/sandbox/index.js';
 import { BIN, captureIo, FIXTURE_EVENTS, runBin, workdir } from './helpers.js';
 

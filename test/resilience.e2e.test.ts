@@ -11,8 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import { runBackfill } from '../src/commands/backfill.js';
 import { runRetry } from '../src/commands/retry.js';
 import { ReviewsApi } from '../src/yotpo/reviews.js';
-import { ApiClient, newRequestCounters } from '../src/pipeline/http.js';
-import { DEFAULT_RETRY_POLICY } from '../src/pipeline/retry.js';
+import { ApiClient, newRequestCounters } from '../src/io/http.js';
+import { DEFAULT_RETRY_POLICY } from '../src/io/retry.js';
 import { isRejectedEmail, startSandbox, type Sandbox } from '../src/sandbox/index.js';
 import { captureIo, FAST, normalised, receivedCounts, runNode, sandboxCustomers, workdir } from './helpers.js';
 

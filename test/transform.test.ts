@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { USER_ATTRIBUTES } from '../src/mapping/table.js';
+import { USER_ATTRIBUTES } from '../src/core/table.js';
 import {
   flattenAttributes,
   mapAttributes,
   normaliseEmail,
   toInsiderUser,
   type FieldWarnings,
-} from '../src/mapping/transform.js';
-import { round2, toBoolean, toDate, toDateFromParts, toNumber, toText } from '../src/mapping/values.js';
+} from '../src/core/transform.js';
+import { round2, toBoolean, toDate, toDateFromParts, toNumber, toText } from '../src/core/values.js';
 
 const map = (customer: unknown, placeholderYear?: number) => {
   const warnings: FieldWarnings = new Map();

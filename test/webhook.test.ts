@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { EVENT_NAMES, EVENT_PARAMS, INSIDER_EVENT_NAME } from '../src/mapping/table.js';
-import type { FieldWarnings } from '../src/mapping/transform.js';
-import { COERCE, getPath, isAbsent } from '../src/mapping/values.js';
-import { linesOf, readLines } from '../src/yotpo/lines.js';
-import { eventKey, identifyEvent, parseWebhookLine, type ParsedLine, type ReplayOptions } from '../src/yotpo/webhook.js';
+import { EVENT_NAMES, EVENT_PARAMS, INSIDER_EVENT_NAME } from '../src/core/table.js';
+import type { FieldWarnings } from '../src/core/transform.js';
+import { COERCE, getPath, isAbsent } from '../src/core/values.js';
+import { linesOf, readLines } from '../src/io/lines.js';
+import { eventKey, identifyEvent, parseWebhookLine, type ParsedLine, type ReplayOptions } from '../src/core/webhook.js';
 import { FIXTURE_EVENTS } from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/events.jsonl', import.meta.url));

@@ -6,10 +6,10 @@
 
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { USER_COLUMNS, userRow } from '../audit/csv.js';
+import { USER_COLUMNS, userRow } from '../io/csv.js';
 import { loadConfig } from '../config.js';
 import { InterruptedError, UsageError, type ApiName } from '../errors.js';
-import { ReviewAggregator } from '../mapping/review-aggregates.js';
+import { ReviewAggregator } from '../core/review-aggregates.js';
 import {
   mapAttributes,
   mapUser,
@@ -19,18 +19,18 @@ import {
   type FieldWarnings,
   type FlatAttributes,
   type InsiderUser,
-} from '../mapping/transform.js';
-import { toEpochMs } from '../mapping/values.js';
+} from '../core/transform.js';
+import { toEpochMs } from '../core/values.js';
 import { BackfillCheckpoint, MatchedLog, type BackfillTag } from '../pipeline/backfill-checkpoint.js';
 import { Delivery } from '../pipeline/delivery.js';
 import { Progress, type ProgressFigures } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
 import { auditFor, auditStatus, closeOutputs, COMMON_DEFAULTS, deliverySettings, failedFileFor, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
-import { assertWritable, holdUntil, prefetch, privateTempDir, removeTempDir, writeJsonl } from '../pipeline/streams.js';
+import { assertWritable, holdUntil, prefetch, privateTempDir, removeTempDir, writeJsonl } from '../io/files.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
-import { readEmailList } from '../yotpo/email-list.js';
+import { readEmailList } from '../sources/email-list.js';
 import { allCustomerPages, emailLookupPages, LOYALTY_PAGE_SIZE, recentCustomerPages, type LoyaltyPage } from '../yotpo/loyalty.js';
-import { readLines } from '../yotpo/lines.js';
+import { readLines } from '../io/lines.js';
 import { ReviewsApi, reviewPages } from '../yotpo/reviews.js';
 
 export interface BackfillOptions extends CommonOptions {

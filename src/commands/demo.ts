@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { normaliseEmail } from '../mapping/transform.js';
+import { normaliseEmail } from '../core/transform.js';
 import type { Io } from '../pipeline/report.js';
 import { customerAt, reviewAt, startSandbox } from '../sandbox/index.js';
 import { runBackfill } from './backfill.js';

@@ -4,8 +4,8 @@
 import { loadConfig, type Config } from '../config.js';
 import { API_LABEL, API_VARIABLES, ApiError, AuthError, UnavailableError, type ApiName } from '../errors.js';
 import { UPSERT_PATH } from '../insider/upsert.js';
-import { redact } from '../redact.js';
-import { newRequestCounters } from '../pipeline/http.js';
+import { redact } from '../io/redact.js';
+import { newRequestCounters } from '../io/http.js';
 import { Reporter, type Io } from '../pipeline/report.js';
 import { COMMON_DEFAULTS, makeClients } from '../pipeline/run.js';
 import { ReviewsApi } from '../yotpo/reviews.js';

@@ -1,7 +1,7 @@
 // `yotpo-insider mapping [--json]`: the mapping table, the event names, and the custom attributes
 // an operator must create in Insider's panel before the first run. All derived from the table.
 
-import { EVENT_NAMES, EVENT_PARAMS, USER_ATTRIBUTES, type AttributeRow, type ValueType } from '../mapping/table.js';
+import { EVENT_NAMES, EVENT_PARAMS, USER_ATTRIBUTES, type AttributeRow, type ValueType } from '../core/table.js';
 import type { Io } from '../pipeline/report.js';
 
 /** Insider allows this many custom attributes per account by default. */

@@ -6,22 +6,22 @@
 // ledger in the state file makes a second replay of the same file send nothing new.
 
 import { join, resolve } from 'node:path';
-import { EVENT_COLUMNS, eventRow, type AuditStatus } from '../audit/csv.js';
-import { JsonlWriter } from '../audit/failed.js';
+import { EVENT_COLUMNS, eventRow, type AuditStatus } from '../io/csv.js';
+import { JsonlWriter } from '../io/jsonl.js';
 import { loadConfig } from '../config.js';
 import { InterruptedError, UsageError } from '../errors.js';
-import { EVENT_NAMES } from '../mapping/table.js';
-import { toInsiderUser, type FieldWarnings, type FlatAttributes, type InsiderEvent } from '../mapping/transform.js';
-import { toEpochMs } from '../mapping/values.js';
+import { EVENT_NAMES } from '../core/table.js';
+import { toInsiderUser, type FieldWarnings, type FlatAttributes, type InsiderEvent } from '../core/transform.js';
+import { toEpochMs } from '../core/values.js';
 import { Delivery } from '../pipeline/delivery.js';
 import { Ledger } from '../pipeline/ledger.js';
 import { Progress } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
-import { assertWritable, privateTempDir, removeTempDir, writeLines } from '../pipeline/streams.js';
+import { assertWritable, privateTempDir, removeTempDir, writeLines } from '../io/files.js';
 import { auditFor, auditStatus, closeOutputs, COMMON_DEFAULTS, deliverySettings, failedFileFor, fileTimestamp, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
-import { readLines } from '../yotpo/lines.js';
-import { parseWebhookLine, type ParsedLine, type ReplayOptions as LineOptions } from '../yotpo/webhook.js';
+import { readLines } from '../io/lines.js';
+import { parseWebhookLine, type ParsedLine, type ReplayOptions as LineOptions } from '../core/webhook.js';
 
 export interface ReplayOptions extends CommonOptions {
   rejects?: string;

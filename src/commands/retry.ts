@@ -2,18 +2,18 @@
 // same batching, retries and summary, and writes what fails again to a failed file of its own.
 
 import { resolve } from 'node:path';
-import { USER_COLUMNS, userRow } from '../audit/csv.js';
+import { USER_COLUMNS, userRow } from '../io/csv.js';
 import { loadConfig } from '../config.js';
 import { InterruptedError, UsageError } from '../errors.js';
-import { flattenAttributes, normaliseEmail, type InsiderUser } from '../mapping/transform.js';
+import { flattenAttributes, normaliseEmail, type InsiderUser } from '../core/transform.js';
 import { Delivery } from '../pipeline/delivery.js';
 import { Progress } from '../pipeline/progress.js';
 import { Reporter, type Io } from '../pipeline/report.js';
 import { auditFor, auditStatus, closeOutputs, COMMON_DEFAULTS, deliverySettings, failedFileFor, finishRun, makeClients, type CommonOptions, type RunControl } from '../pipeline/run.js';
 import { addReason, newSummary, type RunSummary } from '../pipeline/summary.js';
 import { Ledger } from '../pipeline/ledger.js';
-import { readLines } from '../yotpo/lines.js';
-import type { FailedRecord } from '../audit/failed.js';
+import { readLines } from '../io/lines.js';
+import type { FailedRecord } from '../io/jsonl.js';
 
 export interface RetryOptions extends CommonOptions {
   /** Also send events whose earlier delivery is uncertain (they may reach Insider twice). */

@@ -2,8 +2,8 @@
 // Insider answers 200 even when some users fail; the failures sit in `fail.errors`, keyed
 // `users.<index>.<path>.<rule>`, and must be mapped back to the users sent.
 
-import type { ApiClient } from '../pipeline/http.js';
-import { requestBody } from './batcher.js';
+import type { ApiClient } from '../io/http.js';
+import { requestBody } from '../core/batcher.js';
 
 export const UPSERT_PATH = '/api/user/v1/upsert';
 

@@ -7,9 +7,9 @@ import { once } from 'node:events';
 import { createWriteStream, existsSync, mkdirSync, rmSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
-import { readLines } from '../yotpo/lines.js';
+import { readLines } from '../io/lines.js';
 import { PageTracker, readJsonState, writeJsonState } from './checkpoint.js';
-import { WriteGuard } from './streams.js';
+import { WriteGuard } from '../io/files.js';
 
 export interface BackfillState {
   version: 1;

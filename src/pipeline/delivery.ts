@@ -1,11 +1,11 @@
 // The sink every command shares: users are batched, uploaded (or, in a dry run, only counted),
 // and each user's outcome is routed to the failed file, the audit CSV and the caller's bookkeeping.
 
-import type { JsonlWriter, FailedRecord } from '../audit/failed.js';
-import { Batcher, INSIDER_MAX_USERS, toBatchItem, type BatchItem } from '../insider/batcher.js';
-import type { InsiderUser } from '../mapping/transform.js';
-import { redact } from '../redact.js';
-import type { ApiClient } from './http.js';
+import type { JsonlWriter, FailedRecord } from '../io/jsonl.js';
+import { Batcher, INSIDER_MAX_USERS, toBatchItem, type BatchItem } from '../core/batcher.js';
+import type { InsiderUser } from '../core/transform.js';
+import { redact } from '../io/redact.js';
+import type { ApiClient } from '../io/http.js';
 import { Uploader, type Outcome } from './uploader.js';
 
 export interface DeliveryOptions<Tag> {

@@ -5,9 +5,9 @@
 
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { readLines } from '../yotpo/lines.js';
+import { readLines } from '../io/lines.js';
 import { readJsonState, writeJsonState } from './checkpoint.js';
-import { assertWritable } from './streams.js';
+import { assertWritable } from '../io/files.js';
 import type { Outcome } from './uploader.js';
 
 interface StateWithLedger {

@@ -2,7 +2,7 @@
 // is reserved for data (the --json summary, a CSV written to `-`). Every line is redacted.
 
 import type { Writable } from 'node:stream';
-import { redact } from '../redact.js';
+import { redact } from '../io/redact.js';
 
 export interface Io {
   stdout: Writable;

@@ -4,13 +4,13 @@
 import { resolve } from 'node:path';
 import type { Config } from '../config.js';
 import { AuthError, EXIT, exitCodeOf, InterruptedError, type ApiName } from '../errors.js';
-import { AuditCsv, type AuditStatus } from '../audit/csv.js';
-import { JsonlWriter, type FailedRecord } from '../audit/failed.js';
+import { AuditCsv, type AuditStatus } from '../io/csv.js';
+import { JsonlWriter, type FailedRecord } from '../io/jsonl.js';
 import type { Outcome } from './uploader.js';
-import { ApiClient, newRequestCounters, type RequestCounters } from './http.js';
+import { ApiClient, newRequestCounters, type RequestCounters } from '../io/http.js';
 import { Reporter, type Io } from './report.js';
-import { assertWritable } from './streams.js';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
+import { assertWritable } from '../io/files.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../io/retry.js';
 import { copyRequestCounters, formatSummary, outcomeExitCode, type RunSummary } from './summary.js';
 import { loyaltyHeaders } from '../yotpo/loyalty.js';
 

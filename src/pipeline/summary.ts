@@ -2,7 +2,7 @@
 // readably on stderr. Commands return it so tests can assert on it.
 
 import { EXIT, type ExitCode } from '../errors.js';
-import type { RequestCounters } from './http.js';
+import type { RequestCounters } from '../io/http.js';
 
 export interface Tally {
   read: number;

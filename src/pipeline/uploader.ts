@@ -5,10 +5,10 @@
 
 import pLimit from 'p-limit';
 import { UnavailableError } from '../errors.js';
-import { batchBytes, INSIDER_MAX_BYTES, type Batch, type BatchItem } from '../insider/batcher.js';
+import { batchBytes, INSIDER_MAX_BYTES, type Batch, type BatchItem } from '../core/batcher.js';
 import { postUpsert, readUpsertResponse } from '../insider/upsert.js';
-import { redact } from '../redact.js';
-import type { ApiClient } from './http.js';
+import { redact } from '../io/redact.js';
+import type { ApiClient } from '../io/http.js';
 
 export type Outcome =
   | { status: 'succeeded' }

@@ -3,7 +3,7 @@
 // reader accepts each variant seen in the wild.
 
 import type { LoyaltyConfig } from '../config.js';
-import type { ApiClient, ApiClientOptions } from '../pipeline/http.js';
+import type { ApiClient, ApiClientOptions } from '../io/http.js';
 
 export const LOYALTY_PAGE_SIZE = 100;
 

@@ -3,8 +3,8 @@
 
 import type { ReviewsConfig } from '../config.js';
 import { AuthError } from '../errors.js';
-import type { ApiClient } from '../pipeline/http.js';
-import { registerSecret } from '../redact.js';
+import type { ApiClient } from '../io/http.js';
+import { registerSecret } from '../io/redact.js';
 
 export const REVIEWS_PAGE_SIZE = 100;
 

@@ -4,7 +4,7 @@
 import { appendFileSync, closeSync, fstatSync, ftruncateSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
-import type { InsiderUser } from '../mapping/transform.js';
+import type { InsiderUser } from '../core/transform.js';
 
 export interface FailedRecord {
   user: InsiderUser;

@@ -7,9 +7,9 @@ import { once } from 'node:events';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { stringify, type Stringifier } from 'csv-stringify';
-import { EVENT_PARAMS, USER_ATTRIBUTES } from '../mapping/table.js';
-import type { FlatAttributes } from '../mapping/transform.js';
-import { WriteGuard } from '../pipeline/streams.js';
+import { EVENT_PARAMS, USER_ATTRIBUTES } from '../core/table.js';
+import type { FlatAttributes } from '../core/transform.js';
+import { WriteGuard } from './files.js';
 
 export type AuditStatus = 'would_send' | 'sent' | 'failed' | 'skipped' | 'rejected';
 

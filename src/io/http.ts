@@ -7,7 +7,7 @@ import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import got, { type Method } from 'got';
 import { API_LABEL, ApiError, AuthError, InterruptedError, UnavailableError, type ApiName } from '../errors.js';
-import { redact } from '../redact.js';
+import { redact } from './redact.js';
 import { RateLimiter } from './rate-limit.js';
 import {
   isRetryableNetworkError,

@@ -12,7 +12,7 @@ import {
   OPT_IN_TIMESTAMP_PATH,
   SHARE_EVENT_MEMBER_EMAIL_PATHS,
   type EventNameRow,
-} from '../mapping/table.js';
+} from './table.js';
 import {
   mapAttributes,
   mapEventParams,
@@ -20,8 +20,8 @@ import {
   type FieldWarnings,
   type FlatAttributes,
   type InsiderEvent,
-} from '../mapping/transform.js';
-import { formatUtc, getPath, isAbsent, toDate } from '../mapping/values.js';
+} from './transform.js';
+import { formatUtc, getPath, isAbsent, toDate } from './values.js';
 
 export interface ReplayOptions {
   /** `--allow-unknown-events`: send an unknown event as the snake_case of its `name`. */

@@ -4,8 +4,8 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { parse } from 'csv-parse';
 import { UsageError } from '../errors.js';
-import { normaliseEmail } from '../mapping/transform.js';
-import { readLines } from './lines.js';
+import { normaliseEmail } from '../core/transform.js';
+import { readLines } from '../io/lines.js';
 
 export interface EmailList {
   emails: string[];

@@ -1,7 +1,7 @@
 // Groups users into Insider requests: at most `maxUsers` users and `maxBytes` bytes of body each
 // (SPEC §3: 1000 users, 5,000,000 bytes). Pure: each user is serialised once, here.
 
-import type { InsiderUser } from '../mapping/transform.js';
+import type { InsiderUser } from './transform.js';
 
 export const INSIDER_MAX_USERS = 1000;
 export const INSIDER_MAX_BYTES = 5_000_000;
