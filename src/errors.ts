@@ -70,6 +70,26 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * A local file that cannot be written. A path the operator chose that cannot work (a symbolic
+ * link, a folder) is a usage error; a file that stops accepting writes mid-run (disk full) stops the
+ * run with its state saved, and a re-run resumes once it is fixed (SPEC §5).
+ */
+export class LocalFileError extends Error {
+  override readonly name = 'LocalFileError';
+  readonly exitCode: 2 | 3;
+  constructor(message: string, kind: 'usage' | 'stopped' = 'stopped') {
+    super(kind === 'stopped' ? `${message} (fix it and run again: it resumes)` : message);
+    this.exitCode = kind === 'usage' ? EXIT.usage : EXIT.stopped;
+  }
+}
+
+/** The state store contradicts itself or belongs to another account: nothing safe can be done. */
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+  readonly exitCode = EXIT.usage;
+}
+
 /** The run was stopped by a signal before it finished. */
 export class InterruptedError extends Error {
   override readonly name = 'InterruptedError';
