@@ -22,10 +22,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { SANDBOX_CREDENTIALS, customerAt, customerEmail, reviewAt, reviewMeta } from './data.js';
-import { isRejectedEmail, normaliseEmail, validateUser } from './insider.js';
+import { isRejectedEmail, normaliseEmail } from './insider.js';
+import { createInsiderApi, INSIDER_MAX_BODY_BYTES, INSIDER_MAX_USERS } from './insider-api.js';
 import { STREAM, mix32, mulberry32, type Rng } from './prng.js';
 import type {
-  ReceivedUser,
   RecordedRequest,
   Sandbox,
   SandboxApi,
@@ -34,8 +34,7 @@ import type {
   SandboxStats,
 } from './types.js';
 
-export const INSIDER_MAX_BODY_BYTES = 5_000_000;
-export const INSIDER_MAX_USERS = 1000;
+export { INSIDER_MAX_BODY_BYTES, INSIDER_MAX_USERS };
 export const REVIEWS_MAX_COUNT = 100;
 const OTHER_MAX_BODY_BYTES = 1_000_000;
 const SECRET_HEADERS = new Set(['x-api-key', 'x-guid', 'x-request-token', 'authorization', 'cookie', 'x-yotpo-token']);
@@ -150,7 +149,6 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const record = opts.recordUsers ?? true;
   const loyaltyMax = Math.max(1, opts.loyaltyPageSizeMax ?? 100);
   const creds = SANDBOX_CREDENTIALS;
-  const partnerLower = creds.insiderPartner.toLowerCase();
 
   // ---- mutable state ------------------------------------------------------------------------
   const faults = {
@@ -175,7 +173,6 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const faultRng: Rng = mulberry32(mix32(seed, STREAM.faults, 0));
 
   const tokens = new Set<string>();
-  let received: ReceivedUser[] = [];
   let requests: RecordedRequest[] = [];
   const emptyStats = (): SandboxStats => ({
     requests: 0,
@@ -191,6 +188,13 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     tokensIssued: 0,
   });
   let stats = emptyStats();
+  const insiderApi = createInsiderApi({
+    partnerName: creds.insiderPartner,
+    apiKey: creds.insiderApiKey,
+    faults,
+    stats: () => stats,
+    record,
+  });
 
   // filtered review lists (since_updated_at / deleted), computed once per filter
   const reviewIndexCache = new Map<string, Uint32Array>();
@@ -349,69 +353,6 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     return json(200, { status: { code: 200, message: 'OK' }, reviews: list });
   }
 
-  // ---- insider ------------------------------------------------------------------------------
-  function insider(req: IncomingMessage, url: URL, body: Body): Reply {
-    if (headerValue(req, 'x-partner-name') !== partnerLower || headerValue(req, 'x-request-token') !== creds.insiderApiKey) {
-      return json(401, { success: false, message: 'Partner token authentication failed.' });
-    }
-    if (url.pathname !== '/api/user/v1/upsert' || req.method !== 'POST') return json(404, { error: 'not found' });
-    const ct = headerValue(req, 'content-type') ?? '';
-    if (!/^application\/json\s*(;|$)/i.test(ct)) return json(400, { error: 'content type must be application/json' });
-    if (body.buf === null || body.bytes > INSIDER_MAX_BODY_BYTES) {
-      return json(400, { error: 'request body is bigger than maximum allowed size 5,000,000 bytes' });
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(body.buf.toString('utf8'));
-    } catch {
-      return json(400, { error: 'Request data is not in valid JSON format.' });
-    }
-    if (!isPlainObject(parsed)) return json(400, { error: 'Request data is not in valid JSON format.' });
-    const users = parsed.users;
-    if (!Array.isArray(users) || users.length === 0) return { ...json(400, { error: 'users must be defined: bad request' }), users: 0 };
-    const meta: Pick<Reply, 'users' | 'skipHook'> = { users: users.length };
-    if (typeof parsed.skip_hook === 'boolean') meta.skipHook = parsed.skip_hook;
-    if (users.length > INSIDER_MAX_USERS) {
-      return { ...json(400, { error: `users count must be less than or equal to ${INSIDER_MAX_USERS}: bad request` }), ...meta };
-    }
-    if (parsed.skip_hook !== undefined && typeof parsed.skip_hook !== 'boolean') {
-      return { ...json(400, { error: 'skip_hook must be a boolean: bad request' }), ...meta };
-    }
-    if (faults.badRequestEmails.size > 0) {
-      for (const u of users) {
-        const e: unknown = isPlainObject(u) && isPlainObject(u.identifiers) ? u.identifiers.email : undefined;
-        if (typeof e === 'string' && faults.badRequestEmails.has(normaliseEmail(e))) {
-          return { ...json(400, { error: `sandbox bad request: the batch contains ${e.trim()}` }), ...meta };
-        }
-      }
-    }
-    const errors: Record<string, string[]> = {};
-    let ok = 0;
-    let failed = 0;
-    const skipHook = typeof parsed.skip_hook === 'boolean' ? parsed.skip_hook : null;
-    users.forEach((u: unknown, i: number) => {
-      if (validateUser(u, i, errors, faults.rejectRate)) {
-        ok++;
-        const user = u as Record<string, unknown>;
-        stats.events.accepted += Array.isArray(user.events) ? user.events.length : 0;
-        if (record) received.push({ ...user, skip_hook: skipHook });
-      } else {
-        failed++;
-      }
-    });
-    stats.users.accepted += ok;
-    stats.users.rejected += failed;
-    return {
-      ...json(200, {
-        data: {
-          successful: ok > 0 ? { count: ok } : {},
-          fail: failed > 0 ? { count: failed, errors } : {},
-        },
-      }),
-      ...meta,
-    };
-  }
-
   // ---- faults -------------------------------------------------------------------------------
   function injectedFailure(api: SandboxApi): Reply {
     const u = faultRng();
@@ -432,7 +373,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     const route = `${req.method} ${url.pathname}`;
     switch (route) {
       case 'GET /__sandbox/insider/users':
-        return send(res, json(200, received));
+        return send(res, json(200, insiderApi.received()));
       case 'GET /__sandbox/stats':
         return send(res, json(200, stats));
       case 'GET /__sandbox/requests':
@@ -460,7 +401,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   }
 
   function doReset(): void {
-    received = [];
+    insiderApi.reset();
     requests = [];
     stats = emptyStats();
   }
@@ -528,7 +469,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     } else if (api === 'reviews') {
       reply = reviews(req, url, body);
     } else {
-      reply = insider(req, url, body);
+      reply = insiderApi.handle(req, url, body);
     }
     // The answer leaves latencyMs after the request arrived: the sandbox's own work happens inside
     // that time, as a real API's does, instead of adding to it.
@@ -594,7 +535,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     },
     setFaults: applyFaults,
     expireReviewTokens: () => tokens.clear(),
-    received: () => received.slice(),
+    received: () => insiderApi.received(),
     requests: () => requests.slice(),
     stats: () => structuredClone(stats),
     reset: doReset,
