@@ -76,6 +76,9 @@ const earned = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+/** Topics the mapping gained after fixtures/events.jsonl was written: checked on a payload of their own. */
+const ADDED_TOPICS = ['swell/redemption/reminder', 'swell/account/created'];
+
 describe('fixture: every event type', () => {
   for (const [line, [name, timestamp, email]] of Object.entries(FIXTURE_EVENTS)) {
     test(`line ${line} → ${name} at ${timestamp}`, () => {
@@ -90,10 +93,16 @@ describe('fixture: every event type', () => {
     });
   }
 
-  test('every row of EVENT_NAMES appears in the fixture and maps to its Insider name', () => {
+  test('every row of EVENT_NAMES appears in the fixture (or, added after it, in ADDED_TOPICS) and maps to its Insider name', () => {
     for (const row of EVENT_NAMES) {
       const label = row.yotpoName ?? row.topics.join(',');
       const lines = parsed.filter((p) => p.payload && identifyEvent(p.payload) === row);
+      const added = ADDED_TOPICS.filter((topic) => row.topics.includes(topic));
+      for (const topic of added) {
+        const payload = { topic, email: 'new.topic@example.com', customer: member };
+        const text = JSON.stringify({ received_at: '2026-11-27T08:00:00Z', body: payload });
+        lines.push({ lineNumber: 0, text, payload, result: parseWebhookLine(text, OPTIONS, new Map()) });
+      }
       assert.ok(lines.length > 0, `fixture has a ${label} line`);
       for (const line of lines) {
         if (row.insiderName === null) {

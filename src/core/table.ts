@@ -4,6 +4,20 @@
 
 export type ValueType = 'string' | 'number' | 'boolean' | 'date' | 'string[]';
 
+/**
+ * The type chosen for a custom attribute or event parameter in Insider's panel (and reported by its
+ * metadata endpoint). It cannot be changed once created, and a value of another type is dropped.
+ */
+export type InsiderType = 'string' | 'number' | 'boolean' | 'date' | 'array';
+
+export const INSIDER_TYPE: Record<ValueType, InsiderType> = {
+  string: 'string',
+  number: 'number',
+  boolean: 'boolean',
+  date: 'date',
+  'string[]': 'array',
+};
+
 /** Where a user attribute's value comes from. */
 export type AttributeSource =
   /** The first present of these paths (`a.b` = nested key), REST name first. */
@@ -19,6 +33,8 @@ export interface AttributeRow {
   /** Default attributes sit at the root of `attributes`, custom ones under `attributes.custom`. */
   readonly where: 'default' | 'custom';
   readonly type: ValueType;
+  /** The type to create it with in Insider's panel. */
+  readonly insiderType: InsiderType;
   readonly source: AttributeSource;
   /** What a reader of the mapping needs to know beyond the source path. */
   readonly note?: string;
@@ -27,8 +43,13 @@ export interface AttributeRow {
 const path = (...paths: string[]): AttributeSource => ({ kind: 'path', paths });
 const reviews: AttributeSource = { kind: 'reviews' };
 
+const withInsiderType = <Row extends { type: ValueType }>(row: Row): Row & { insiderType: InsiderType } => ({
+  ...row,
+  insiderType: INSIDER_TYPE[row.type],
+});
+
 /** MAPPING §2, in table order (which is also the audit CSV's column order). */
-export const USER_ATTRIBUTES: readonly AttributeRow[] = [
+export const USER_ATTRIBUTES: readonly AttributeRow[] = ([
   { name: 'name', where: 'default', type: 'string', source: path('first_name') },
   { name: 'surname', where: 'default', type: 'string', source: path('last_name') },
   {
@@ -134,18 +155,20 @@ export const USER_ATTRIBUTES: readonly AttributeRow[] = [
   { name: 'yotpo_avg_sentiment_site', where: 'custom', type: 'number', source: reviews, note: 'mean sentiment of site reviews that have one' },
   { name: 'yotpo_total_avg_sentiment', where: 'custom', type: 'number', source: reviews, note: 'mean sentiment of all included reviews that have one' },
   { name: 'yotpo_top_topics', where: 'custom', type: 'string[]', source: reviews, note: 'topics of the reviews, most frequent first, ties by name, at most 5' },
-];
+] satisfies Omit<AttributeRow, 'insiderType'>[]).map(withInsiderType);
 
 export interface EventParamRow {
   readonly name: string;
   readonly type: ValueType;
+  /** The type to create it with in Insider's panel. */
+  readonly insiderType: InsiderType;
   /** Paths from the payload's top level, first present wins. */
   readonly paths: readonly string[];
   /** In referral-share events the top-level `email` is the friend: these paths are read there instead. */
   readonly shareEventPaths?: readonly string[];
 }
 
-const param = (name: string, type: ValueType, ...paths: string[]): EventParamRow => ({ name, type, paths });
+const param = (name: string, type: ValueType, ...paths: string[]): EventParamRow => withInsiderType({ name, type, paths });
 
 /** MAPPING §5 event parameters, sent under `event_params.custom`, in table order. */
 export const EVENT_PARAMS: readonly EventParamRow[] = [
@@ -171,12 +194,12 @@ export const EVENT_PARAMS: readonly EventParamRow[] = [
   param('yotpo_purchases_to_next_vip', 'number', 'vip_stats_needed_next.purchases_needed'),
   param('yotpo_referrals_to_next_vip', 'number', 'vip_stats_needed_next.referrals_needed'),
   param('yotpo_points_needed', 'number', 'points_needed'),
-  {
+  withInsiderType({
     name: 'yotpo_email_referred',
     type: 'string',
     paths: ['referred_customer.email', 'email_referred'],
     shareEventPaths: ['email'],
-  },
+  }),
   param('yotpo_referral_code_amount_cents', 'number', 'customer.referral_code.amount_cents'),
   param('yotpo_referral_discount_code', 'string', 'customer.referral_discount_code', 'referral_discount_code'),
   param('yotpo_product_referral_link', 'string', 'product_referral_link'),
@@ -203,6 +226,8 @@ export interface EventNameRow {
   readonly beyondGuide?: boolean;
   /** The member's opt-in date may time the event (MAPPING §5 timestamp precedence). */
   readonly optInEvent?: boolean;
+  /** Yotpo's payload for this topic carries no time at all: only an envelope's `received_at` times it (SPEC §4). */
+  readonly untimed?: boolean;
 }
 
 /** MAPPING §5 event names. */
@@ -218,7 +243,7 @@ export const EVENT_NAMES: readonly EventNameRow[] = [
   { yotpoName: 'Loyalty Opt Out', topics: ['loyalty/opt_out'], insiderName: 'loyalty_opt_out' },
   { yotpoName: 'Swell Points Changed', topics: [], insiderName: 'points_changed' },
   { yotpoName: 'Swell Points Earned', topics: ['swell/points/earned'], insiderName: 'points_earned' },
-  { yotpoName: 'Swell Points Reminder', topics: ['swell/points/reminder'], insiderName: 'points_reminder' },
+  { yotpoName: 'Swell Points Reminder', topics: ['swell/points/reminder'], insiderName: 'points_reminder', untimed: true },
   {
     yotpoName: 'Swell Redemption Code Below Threshold',
     topics: ['swell/redemption_code/below_threshold'],
@@ -226,10 +251,10 @@ export const EVENT_NAMES: readonly EventNameRow[] = [
     skipReason: 'merchant-only event',
   },
   { yotpoName: 'Swell Point Redemption Cancellation Request', topics: [], insiderName: 'point_redemption_cancellation_request' },
-  { yotpoName: 'Swell Redemption Reminder', topics: [], insiderName: 'redemption_reminder' },
-  { yotpoName: 'Swell Tier Earned', topics: ['swell/tier/earned'], insiderName: 'tier_earned' },
-  { yotpoName: 'Swell Tier Lost', topics: ['swell/tier/lost'], insiderName: 'tier_lost' },
-  { yotpoName: 'Swell Tier Status Changed', topics: ['swell/tier/status/changed'], insiderName: 'tier_status_changed' },
+  { yotpoName: 'Swell Redemption Reminder', topics: ['swell/redemption/reminder'], insiderName: 'redemption_reminder', untimed: true },
+  { yotpoName: 'Swell Tier Earned', topics: ['swell/tier/earned'], insiderName: 'tier_earned', untimed: true },
+  { yotpoName: 'Swell Tier Lost', topics: ['swell/tier/lost'], insiderName: 'tier_lost', untimed: true },
+  { yotpoName: 'Swell Tier Status Changed', topics: ['swell/tier/status/changed'], insiderName: 'tier_status_changed', untimed: true },
   {
     yotpoName: 'Swell Referral Completed',
     topics: ['swell/referral/completed', 'yotpo/referral/completed'],
@@ -241,6 +266,7 @@ export const EVENT_NAMES: readonly EventNameRow[] = [
     topics: ['swell/referral/share', 'yotpo/referral/shared'],
     insiderName: 'referral_shared',
     shareEvent: true,
+    untimed: true,
     beyondGuide: true,
   },
   {
@@ -248,11 +274,21 @@ export const EVENT_NAMES: readonly EventNameRow[] = [
     topics: ['swell/referral/share/reminder'],
     insiderName: 'referral_share_reminder',
     shareEvent: true,
+    untimed: true,
     beyondGuide: true,
   },
   { topics: ['loyalty/referral/product_share'], insiderName: 'product_referral_shared', shareEvent: true, beyondGuide: true },
   { topics: ['loyalty/expiration/reminder'], insiderName: 'points_expiration_reminder', beyondGuide: true },
+  { topics: ['swell/account/created'], insiderName: 'account_created', beyondGuide: true },
 ];
+
+/** The fields of a REST customer and of a review that the pipeline reads outside the attribute table. */
+export const CUSTOMER_EMAIL_FIELD = 'email';
+/** SPEC §1 `--since`: a loyalty customer's latest loyalty activity (the Loyalty API has no updated_at). */
+export const CUSTOMER_LAST_SEEN_FIELD = 'last_seen_at';
+export const REVIEW_EMAIL_FIELD = 'email';
+/** SPEC §1 `--since`: a reviewer is sent when one of their reviews was updated since. */
+export const REVIEW_UPDATED_AT_FIELD = 'updated_at';
 
 /** MAPPING §1: the member's email in a webhook payload, first present of these paths. */
 export const MEMBER_EMAIL_PATHS: readonly string[] = ['customer.email', 'referrer.email', 'from', 'email'];
