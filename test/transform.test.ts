@@ -1,14 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { USER_ATTRIBUTES } from '../src/core/table.js';
+import { InvalidUtf8Text, NonFiniteNumber } from '../src/core/canonical.js';
 import {
   flattenAttributes,
   mapAttributes,
+  mapUser,
   normaliseEmail,
   toInsiderUser,
   type FieldWarnings,
 } from '../src/core/transform.js';
-import { round2, toBoolean, toDate, toDateFromParts, toNumber, toText } from '../src/core/values.js';
+import { round2, toBoolean, toDate, toDateFromParts, toNumber, toStringList, toText } from '../src/core/values.js';
 
 const map = (customer: unknown, placeholderYear?: number) => {
   const warnings: FieldWarnings = new Map();
@@ -217,8 +219,51 @@ describe('identity and shape (MAPPING §1)', () => {
     assert.deepEqual(user, {
       identifiers: { email: 'a@b.co' },
       attributes: { email: 'a@b.co', name: 'A', birthday: '1990-01-01T00:00:00Z', custom: { yotpo_total_reviews: 2 } },
+      not_append: true,
     });
     assert.deepEqual(toInsiderUser('a@b.co', { name: 'A' }).attributes, { email: 'a@b.co', name: 'A' });
     assert.deepEqual(flattenAttributes(user), { name: 'A', birthday: '1990-01-01T00:00:00Z', yotpo_total_reviews: 2 });
+  });
+});
+
+describe('not_append (SPEC §3)', () => {
+  test('every user built carries not_append: true, so an array attribute is replaced, never grown', () => {
+    const built = [
+      toInsiderUser('a@b.co', {}),
+      toInsiderUser('a@b.co', { yotpo_top_topics: ['fit'] }),
+      mapUser('a@b.co', [{ first_name: 'A' }], { yotpo_top_topics: ['fit'] }, {}, new Map()),
+      mapUser('a@b.co', [{}], undefined, {}, new Map()),
+    ];
+    for (const user of built) assert.equal(user.not_append, true, JSON.stringify(user));
+    assert.equal(JSON.parse(JSON.stringify(built[2])).not_append, true, 'it survives serialisation');
+  });
+});
+
+describe('values the lossless parser marks (MAPPING §5 Numbers)', () => {
+  test('an integer beyond 2^53 keeps every digit as text, becomes the nearest double as a number', () => {
+    const big = 12345678901234567891n;
+    assert.deepEqual(toText(big), { ok: '12345678901234567891' });
+    assert.deepEqual(toNumber(big), { ok: 12345678901234567000 });
+    assert.deepEqual(toNumber(10n ** 400n), { warning: 'not a finite number' });
+  });
+
+  test('a literal no double holds, or text that says so, is omitted with a warning, never null', () => {
+    const huge = new NonFiniteNumber('1e400');
+    assert.deepEqual(toNumber(huge), { warning: 'not a finite number' });
+    assert.deepEqual(toText(huge), { warning: 'not a finite number' });
+    assert.deepEqual(toNumber('1e400'), { warning: 'not a finite number' });
+    assert.deepEqual(toNumber(Number.POSITIVE_INFINITY), { warning: 'not a finite number' });
+  });
+
+  test('text that was not UTF-8 is omitted with an invalid UTF-8 warning, whatever the type', () => {
+    const mangled = new InvalidUtf8Text('Zo\uFFFD');
+    for (const coerce of [toText, toNumber, toBoolean, toDate, toStringList]) {
+      assert.deepEqual(coerce(mangled), { warning: 'invalid UTF-8' }, coerce.name);
+    }
+    assert.deepEqual(toStringList(['fit', mangled]), { warning: 'invalid UTF-8' });
+    const warnings: FieldWarnings = new Map();
+    const attributes = mapAttributes([{ first_name: mangled, last_name: 'Doe' }], undefined, {}, warnings);
+    assert.deepEqual(attributes, { surname: 'Doe' });
+    assert.deepEqual(Object.fromEntries(warnings), { 'name: invalid UTF-8': 1 });
   });
 });

@@ -9,7 +9,7 @@ import { EVENT_NAMES, EVENT_PARAMS, INSIDER_EVENT_NAME } from '../src/core/table
 import type { FieldWarnings } from '../src/core/transform.js';
 import { COERCE, getPath, isAbsent } from '../src/core/values.js';
 import { linesOf, readLines } from '../src/io/lines.js';
-import { eventKey, identifyEvent, parseWebhookLine, type ParsedLine, type ReplayOptions } from '../src/core/webhook.js';
+import { EVENT_KEY_FORMAT, eventKey, identifyEvent, parseWebhookLine, type ParsedLine, type ReplayOptions } from '../src/core/webhook.js';
 import { FIXTURE_EVENTS } from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/events.jsonl', import.meta.url));
@@ -415,9 +415,6 @@ describe('timestamps and envelopes', () => {
     const raw = JSON.parse(byLine.get(1)!.text);
     const wrapped = asEvent(parseObject({ received_at: '2026-11-27T00:00:00Z', payload: raw, headers: { 'x-a': 'b' } }));
     assert.equal(wrapped.event.timestamp, '2026-11-20T14:03:11Z', "the payload's own time wins");
-    assert.equal(wrapped.key, eventAt(1).key, 'envelope does not change the key');
-    const stringBody = asEvent(parseObject({ received_at: '2026-11-27T00:00:00Z', body: JSON.stringify(raw) }));
-    assert.equal(stringBody.key, eventAt(1).key);
     assert.equal(asReject(parseObject({ received_at: '2026-11-27T00:00:00Z', body: '{nope' })).reason, 'invalid json');
   });
 
@@ -440,23 +437,210 @@ describe('timestamps and envelopes', () => {
   });
 });
 
-describe('eventKey', () => {
-  test('stable across key order (recursively) and envelopes, different for different payloads', () => {
-    const a = { topic: 't', perk: { id: 1, created_at: 'x', list: [{ b: 1, a: 2 }] }, email: 'e@example.com' };
-    const b = { email: 'e@example.com', perk: { list: [{ a: 2, b: 1 }], created_at: 'x', id: 1 }, topic: 't' };
-    assert.match(eventKey(a), /^[0-9a-f]{64}$/);
-    assert.equal(eventKey(a), eventKey(b));
-    assert.equal(eventKey(a), eventKey({ received_at: '2026-11-01T00:00:00Z', body: b }));
-    assert.equal(eventKey(a), eventKey({ received_at: '2026-11-02T00:00:00Z', payload: a, headers: { h: 1 } }));
-    assert.notEqual(eventKey(a), eventKey({ ...a, perk: { ...a.perk, id: 2 } }));
-    assert.notEqual(eventKey({ list: [1, 2] }), eventKey({ list: [2, 1] }), 'array order matters');
+describe('event identity (MAPPING §5)', () => {
+  const HASH_KEY = /^h1:[0-9a-f]{64}$/;
+  const keyOf = (line: unknown, options: Partial<ReplayOptions> = {}) => asEvent(parseObject(line, options)).key;
+  /** A payload whose topic carries no time: only an envelope's received_at times it. */
+  const untimed = (topic: string) => ({ topic, email: 'ada.lovelace@example.com', customer: member });
+  const delivery = (receivedAt: string, body: unknown, headers?: Record<string, unknown>) => ({ received_at: receivedAt, ...(headers ? { headers } : {}), body });
+
+  test('versioned formats: h1:<sha256> for a hash, e1:<eventid> for an id, e1#<sha256> for an id that is not a plain token', () => {
+    assert.match(eventKey({ payload: earned() }), HASH_KEY);
+    assert.equal(eventKey({ eventId: 'b7c1-42.x:9', payload: earned() }), 'e1:b7c1-42.x:9');
+    assert.match(eventKey({ eventId: 'two words\nand a line', payload: earned() }), /^e1#[0-9a-f]{64}$/);
+    assert.notEqual(eventKey({ eventId: 'a b', payload: {} }), eventKey({ eventId: 'a  b', payload: {} }));
+    assert.deepEqual(EVENT_KEY_FORMAT, { eventId: 'e1', hash: 'h1' });
   });
 
-  test('the parsed line carries the key of its payload', () => {
-    const raw = JSON.parse(byLine.get(15)!.text);
-    assert.equal(eventAt(15).key, eventKey(raw));
-    assert.equal(eventAt(15).key, eventKey(raw.payload));
-    assert.notEqual(eventAt(15).key, eventAt(1).key);
+  test('a hash is stable across key order (recursively) and envelopes, and differs for different payloads', () => {
+    const a = { topic: 't', perk: { id: 1, created_at: 'x', list: [{ b: 1, a: 2 }] }, email: 'e@example.com' };
+    const b = { email: 'e@example.com', perk: { list: [{ a: 2, b: 1 }], created_at: 'x', id: 1 }, topic: 't' };
+    assert.equal(eventKey({ payload: a }), eventKey({ payload: b }));
+    assert.notEqual(eventKey({ payload: a }), eventKey({ payload: { ...a, perk: { ...a.perk, id: 2 } } }));
+    assert.notEqual(eventKey({ payload: { list: [1, 2] } }), eventKey({ payload: { list: [2, 1] } }), 'array order matters');
+    const raw = JSON.parse(byLine.get(1)!.text);
+    const wrapped = delivery('2026-11-27T00:00:00Z', raw, { 'x-a': 'b' });
+    assert.equal(keyOf(wrapped), eventAt(1).key, "the payload's own time wins, so received_at is not in the key");
+    assert.equal(keyOf({ ...wrapped, body: JSON.stringify(raw) }), eventAt(1).key, 'a body saved as a string');
+    assert.equal(eventAt(1).key, eventKey({ payload: raw }));
+  });
+
+  test('a birthday whose body is the same a year later is a new event; the same delivery repeated that day is not', () => {
+    const body = untimed('swell/customer/birthday');
+    const lastYear = keyOf(delivery('2025-11-14T08:00:00Z', body));
+    const thisYear = keyOf(delivery('2026-11-14T08:00:00Z', body));
+    const retried = keyOf(delivery('2026-11-14T21:59:00+01:00', body)); // 20:59 UTC, the same UTC day
+    assert.match(thisYear, HASH_KEY);
+    assert.notEqual(lastYear, thisYear);
+    assert.equal(retried, thisYear);
+    assert.equal(thisYear, eventKey({ payload: body, receivedOn: '2026-11-14' }));
+    assert.notEqual(keyOf(delivery('2026-11-14T23:30:00-01:00', body)), thisYear, 'the UTC date: 00:30 on the 15th');
+  });
+
+  test('a reminder whose body is the same a month later is a new event', () => {
+    const body = { ...untimed('swell/points/reminder'), points_needed: 80 };
+    const october = keyOf(delivery('2026-10-25T17:00:00Z', body));
+    const november = keyOf(delivery('2026-11-25T17:00:00Z', body));
+    assert.notEqual(october, november);
+    assert.equal(keyOf(delivery('2026-11-25T17:00:09.5Z', body)), november);
+  });
+
+  test('--timestamp-fallback now never puts the run date in the key: the same file is not new every day', () => {
+    const body = untimed('swell/points/reminder');
+    const monday = keyOf(body, { timestampFallback: 'now', now: new Date('2026-11-30T09:00:00Z') });
+    const tuesday = keyOf(body, { timestampFallback: 'now', now: new Date('2026-12-01T09:00:00Z') });
+    assert.equal(monday, tuesday);
+    assert.equal(monday, eventKey({ payload: body }));
+  });
+
+  test("the envelope's eventid is the key: the same id twice is one event whatever the body, two ids are two", () => {
+    const first = keyOf(delivery('2026-11-14T08:00:00Z', untimed('swell/tier/earned'), { EventId: 'evt_123' }));
+    const again = keyOf(delivery('2026-12-20T08:00:00Z', { ...earned(), points_earned: 5 }, { eventid: 'evt_123' }));
+    assert.equal(first, 'e1:evt_123');
+    assert.equal(again, first);
+    const other = keyOf(delivery('2026-11-14T08:00:00Z', untimed('swell/tier/earned'), { eventid: 'evt_124' }));
+    assert.equal(other, 'e1:evt_124');
+    const numericId = JSON.stringify(delivery('2026-11-14T08:00:00Z', earned(), { eventid: 0 })).replace('"eventid":0', '"eventid":98765432109876543210');
+    assert.equal(asEvent(parseWebhookLine(numericId, OPTIONS, new Map())).key, 'e1:98765432109876543210', 'a numeric id keeps every digit');
+    assert.match(keyOf(delivery('2026-11-14T08:00:00Z', earned(), { eventid: '  ' })), HASH_KEY, 'a blank id is no id');
+    assert.match(keyOf({ ...earned(), headers: { eventid: 'x' } }), HASH_KEY, 'only an envelope carries headers');
+  });
+
+  test('previousKeys: the unversioned key earlier versions recorded, except for events the received_at date times', () => {
+    const timedByPayload = eventAt(1);
+    assert.deepEqual(timedByPayload.previousKeys, [timedByPayload.key.slice('h1:'.length)]);
+    assert.deepEqual(asEvent(parseObject(delivery('2026-11-14T08:00:00Z', untimed('swell/customer/birthday')))).previousKeys, []);
+    const withId = asEvent(parseObject(delivery('2026-11-14T08:00:00Z', earned(), { eventid: 'evt_9' })));
+    assert.deepEqual(withId.previousKeys, [eventKey({ payload: earned() }).slice(3)]);
+  });
+
+  test('the fixture keys follow the rule: received_at-timed lines carry their date', () => {
+    const line15 = JSON.parse(byLine.get(15)!.text);
+    assert.equal(eventAt(15).key, eventKey({ payload: line15.payload, receivedOn: '2026-09-15' }));
+    assert.notEqual(eventAt(15).key, eventKey({ payload: line15.payload }));
+    assert.equal(eventAt(25).key, eventAt(1).key, 'the repeated delivery');
+  });
+});
+
+describe('hostile lines', () => {
+  const nest = (levels: number) => `${'{"a":'.repeat(levels - 1)}{}${'}'.repeat(levels - 1)}`;
+  const withJunk = (junkLevels: number) => `{"topic":"swell/points/earned","customer":{"email":"a@example.com"},"perk":{"completed_at":"2026-11-01T00:00:00Z"},"junk":${nest(junkLevels)}}`;
+
+  test('a line nested more than 64 levels is rejected as too deeply nested; 64 levels are fine', () => {
+    assert.equal(parseWebhookLine(withJunk(63), OPTIONS, new Map()).kind, 'event', '64 levels with the line itself');
+    const deep = asReject(parseWebhookLine(withJunk(64), OPTIONS, new Map()));
+    assert.equal(deep.reason, 'too deeply nested');
+    assert.match(deep.detail, /64 levels/);
+    const body = JSON.stringify({ received_at: '2026-11-01T00:00:00Z', body: withJunk(63) });
+    assert.equal(asReject(parseWebhookLine(body, OPTIONS, new Map())).reason, 'too deeply nested', 'a string body sits one level down');
+  });
+
+  test('a hundred thousand levels are refused without a stack overflow, invalid or not', () => {
+    assert.equal(asReject(parseWebhookLine('['.repeat(100_000) + ']'.repeat(100_000), OPTIONS, new Map())).reason, 'too deeply nested');
+    assert.equal(asReject(parseWebhookLine('{"a":'.repeat(100_000), OPTIONS, new Map())).reason, 'too deeply nested');
+    assert.equal(eventKey({ payload: earned() }).length, 67);
+  });
+
+  test('a replay of a file with a deep line rejects that line by number and reads on', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'yotpo-insider-deep-'));
+    try {
+      const file = join(dir, 'events.jsonl');
+      writeFileSync(file, [JSON.stringify(earned()), withJunk(200), JSON.stringify(earned({ perk: { completed_at: '2026-11-02T00:00:00Z' } }))].join('\n'));
+      const outcomes: [number, string][] = [];
+      for await (const line of readLines(file)) {
+        const result = parseWebhookLine(line.text, OPTIONS, new Map());
+        outcomes.push([line.lineNumber, result.kind === 'rejected' ? result.reason : result.kind]);
+      }
+      assert.deepEqual(outcomes, [
+        [1, 'event'],
+        [2, 'too deeply nested'],
+        [3, 'event'],
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('1e400 is omitted with a field warning, never sent as null', () => {
+    const warnings: FieldWarnings = new Map();
+    const text = JSON.stringify(earned({ points_needed: 7 })).replace('"reward_points":10', '"reward_points":1e400').replace('"points_needed":7', '"points_needed":-1E999');
+    const event = asEvent(parseWebhookLine(text, OPTIONS, warnings));
+    assert.equal('yotpo_event_reward_point' in event.params, false);
+    assert.equal('yotpo_points_needed' in event.params, false);
+    assert.equal(JSON.stringify(event.event).includes('null'), false);
+    assert.equal(warnings.get('event.yotpo_event_reward_point: not a finite number'), 1);
+    assert.equal(warnings.get('event.yotpo_points_needed: not a finite number'), 1);
+    const other = asEvent(parseWebhookLine(text.replace('1e400', '1e401'), OPTIONS, new Map()));
+    assert.notEqual(other.key, event.key, 'the literal as written is part of the identity');
+  });
+
+  test('an id beyond 2^53 keeps every digit, and two events differing only in it have two keys', () => {
+    const line = (id: string) => JSON.stringify(earned({ product: { id: 0, name: 'Tote' } })).replace('"id":0', `"id":${id}`);
+    const a = asEvent(parseWebhookLine(line('123456789012345678901'), OPTIONS, new Map()));
+    const b = asEvent(parseWebhookLine(line('123456789012345678902'), OPTIONS, new Map()));
+    assert.equal(JSON.parse(line('123456789012345678901')).product.id, JSON.parse(line('123456789012345678902')).product.id, 'JSON.parse cannot tell them apart');
+    assert.equal(a.params['yotpo_product_id'], '123456789012345678901');
+    assert.equal(b.params['yotpo_product_id'], '123456789012345678902');
+    assert.notEqual(a.key, b.key);
+    const safe = asEvent(parseWebhookLine(line('8123456789012'), OPTIONS, new Map()));
+    assert.equal(safe.params['yotpo_product_id'], '8123456789012');
+    assert.equal(safe.key, eventKey({ payload: JSON.parse(line('8123456789012')) }), 'an ordinary line hashes as JSON.parse reads it');
+  });
+
+  test('invalid UTF-8 (U+FFFD the reader put in, not an escape) is a field warning; in the member email, a reject', () => {
+    const warnings: FieldWarnings = new Map();
+    const mangled = JSON.stringify(earned({ customer: { ...member, first_name: 'Zo\uFFFD', last_name: 'Doe' } }));
+    assert.ok(mangled.includes('\uFFFD'), 'the text holds the character itself');
+    const event = asEvent(parseWebhookLine(mangled, OPTIONS, warnings));
+    assert.equal('name' in event.attributes, false);
+    assert.equal(event.attributes['surname'], 'Doe');
+    assert.equal(warnings.get('name: invalid UTF-8'), 1);
+
+    const escaped = mangled.replace('\uFFFD', '\\ufffd');
+    const kept = asEvent(parseWebhookLine(escaped, OPTIONS, new Map()));
+    assert.equal(kept.attributes['name'], 'Zo\uFFFD', 'an escape is what the sender wrote');
+
+    const badEmail = asReject(parseWebhookLine(JSON.stringify(earned({ customer: { email: 'ad\uFFFD@example.com' } })), OPTIONS, new Map()));
+    assert.equal(badEmail.reason, 'no email');
+    assert.match(badEmail.detail, /customer\.email is not valid UTF-8/);
+  });
+
+  test('bytes that are not UTF-8 in a file arrive through readLines as a field warning', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'yotpo-insider-utf8-'));
+    try {
+      const file = join(dir, 'events.jsonl');
+      const [before, after] = JSON.stringify(earned({ customer: { ...member, last_name: 'XX' } })).split('XX');
+      writeFileSync(file, Buffer.concat([Buffer.from(before!), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from(after!)]));
+      const warnings: FieldWarnings = new Map();
+      const lines = [];
+      for await (const line of readLines(file)) lines.push(parseWebhookLine(line.text, OPTIONS, warnings));
+      const event = asEvent(lines[0]!);
+      assert.equal('surname' in event.attributes, false);
+      assert.equal(warnings.get('surname: invalid UTF-8'), 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('topics added to the mapping', () => {
+  test('swell/redemption/reminder → redemption_reminder, swell/account/created → account_created', () => {
+    const at = (topic: string) => asEvent(parseObject({ received_at: '2026-11-20T10:00:00Z', body: { topic, customer: member } }));
+    assert.equal(at('swell/redemption/reminder').event.event_name, 'redemption_reminder');
+    assert.equal(at('swell/account/created').event.event_name, 'account_created');
+    assert.equal(at('swell/account/created').event.timestamp, '2026-11-20T10:00:00Z');
+  });
+
+  test('an untimed topic without an envelope is rejected saying so, naming received_at (as listen writes) and --timestamp-fallback now', () => {
+    for (const topic of ['swell/tier/earned', 'swell/redemption/reminder', 'swell/referral/share/reminder']) {
+      const result = asReject(parseObject({ topic, customer: member }));
+      assert.equal(result.reason, 'no timestamp');
+      assert.match(result.detail, /carries no time of its own/, topic);
+      assert.match(result.detail, /received_at.*listen.*--timestamp-fallback now/, topic);
+    }
+    const timed = asReject(parseObject({ topic: 'swell/points/earned', customer: member }));
+    assert.doesNotMatch(timed.detail, /carries no time of its own/);
+    assert.match(timed.detail, /received_at.*--timestamp-fallback now/);
   });
 });
 

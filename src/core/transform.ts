@@ -22,6 +22,11 @@ export interface InsiderEvent {
 export interface InsiderUser {
   identifiers: { email: string };
   attributes: { email: string; custom?: Record<string, Scalar>; [name: string]: unknown };
+  /**
+   * SPEC §3: Insider appends to an array attribute unless told not to, so without it
+   * `yotpo_top_topics` would grow with every run. Every user built here carries it.
+   */
+  not_append: true;
   events?: InsiderEvent[];
 }
 
@@ -150,7 +155,7 @@ export function mapUser(
     }
   }
   if (customCount > 0) attributes.custom = custom;
-  return { identifiers: { email }, attributes };
+  return { identifiers: { email }, attributes, not_append: true };
 }
 
 /** Splits flat attributes into Insider's shape: defaults at the root, the rest under `custom`. */
@@ -165,7 +170,7 @@ export function toInsiderUser(email: string, flat: FlatAttributes): InsiderUser 
     } else attributes[name] = flat[name];
   }
   if (customCount > 0) attributes.custom = custom;
-  return { identifiers: { email }, attributes };
+  return { identifiers: { email }, attributes, not_append: true };
 }
 
 /** The inverse of toInsiderUser, for the audit CSV of a user read back from a failed file. */

@@ -1,6 +1,7 @@
 // Value normalisation (MAPPING §2 "Decisions", §3 Dates). Pure functions: a value either becomes
 // the Insider type or is reported as a field warning, never sent with the wrong type.
 
+import { InvalidUtf8Text, NonFiniteNumber } from './canonical.js';
 import type { ValueType } from './table.js';
 
 export type Scalar = string | number | boolean | string[];
@@ -9,6 +10,8 @@ export type Scalar = string | number | boolean | string[];
 export type Coerced = { ok: Scalar } | { absent: true } | { warning: string };
 
 const ABSENT: Coerced = { absent: true };
+const NOT_UTF8: Coerced = { warning: 'invalid UTF-8' };
+const NOT_FINITE: Coerced = { warning: 'not a finite number' };
 
 /** MAPPING: "absent, null or an empty string" is omitted, never sent as null. */
 export function isAbsent(value: unknown): boolean {
@@ -31,24 +34,40 @@ export function getPath(source: unknown, dottedPath: readonly string[]): unknown
 
 const NUMERIC = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 
+/** A value the lossless parser (canonical.ts) marked: text that is not UTF-8, a number no double holds. */
+function marked(value: unknown): Coerced | undefined {
+  if (value instanceof InvalidUtf8Text) return NOT_UTF8;
+  if (value instanceof NonFiniteNumber) return NOT_FINITE;
+  return undefined;
+}
+
+/** Numbers that are not finite (`1e400` as a literal, "1e400" as text) are omitted, never sent as null. */
+function finite(value: number): Coerced {
+  return Number.isFinite(value) ? { ok: value } : NOT_FINITE;
+}
+
 export function toNumber(value: unknown): Coerced {
   if (isAbsent(value)) return ABSENT;
-  if (typeof value === 'number') return Number.isFinite(value) ? { ok: value } : { warning: 'not a finite number' };
-  if (typeof value === 'string' && NUMERIC.test(value.trim())) return { ok: Number(value.trim()) };
-  return { warning: 'not a number' };
+  if (typeof value === 'number') return finite(value);
+  // An integer beyond 2^53: Insider's numbers are doubles, so the nearest one is the value.
+  if (typeof value === 'bigint') return finite(Number(value));
+  if (typeof value === 'string' && NUMERIC.test(value.trim())) return finite(Number(value.trim()));
+  return marked(value) ?? { warning: 'not a number' };
 }
 
 export function toText(value: unknown): Coerced {
   if (isAbsent(value)) return ABSENT;
   if (typeof value === 'string') return { ok: value.trim() };
-  // Real payloads send ids such as product.id and perk.campaign_id as numbers.
+  // Real payloads send ids such as product.id and perk.campaign_id as numbers; one beyond 2^53 keeps every digit.
   if (typeof value === 'number' && Number.isFinite(value)) return { ok: String(value) };
-  return { warning: 'not a string' };
+  if (typeof value === 'bigint') return { ok: value.toString() };
+  return marked(value) ?? { warning: 'not a string' };
 }
 
 export function toBoolean(value: unknown): Coerced {
   if (isAbsent(value)) return ABSENT;
   if (typeof value === 'boolean') return { ok: value };
+  if (value instanceof InvalidUtf8Text) return NOT_UTF8;
   if (typeof value === 'string') {
     const lowered = value.trim().toLowerCase();
     if (lowered === 'true') return { ok: true };
@@ -59,7 +78,8 @@ export function toBoolean(value: unknown): Coerced {
 
 export function toStringList(value: unknown): Coerced {
   if (isAbsent(value)) return ABSENT;
-  if (!Array.isArray(value)) return { warning: 'not a list' };
+  if (!Array.isArray(value)) return marked(value) ?? { warning: 'not a list' };
+  if (value.some((item) => item instanceof InvalidUtf8Text)) return NOT_UTF8;
   const items = value.filter((item): item is string => typeof item === 'string' && item.trim() !== '');
   if (items.length !== value.length) return { warning: 'not a list of strings' };
   return items.length === 0 ? ABSENT : { ok: items.map((item) => item.trim()) };
@@ -105,7 +125,7 @@ function isCanonicalUtc(text: string): boolean {
  */
 export function toDate(value: unknown): Coerced {
   if (isAbsent(value)) return ABSENT;
-  if (typeof value !== 'string') return { warning: 'not a date' };
+  if (typeof value !== 'string') return marked(value) ?? { warning: 'not a date' };
   if (isCanonicalUtc(value)) return { ok: value };
   const match = DATE_TIME.exec(value.trim());
   if (!match) return { warning: 'unparseable date' };

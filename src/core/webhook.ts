@@ -3,6 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { canonicalJson, InvalidUtf8Text, MAX_DEPTH, NonFiniteNumber, parseJsonLossless, type JsonValue } from './canonical.js';
 import {
   EVENT_NAMES,
   EVENT_TIMESTAMP_PATHS,
@@ -34,7 +35,14 @@ export interface ReplayOptions {
   placeholderYear?: number;
 }
 
-export type RejectReason = 'invalid json' | 'not an object' | 'no email' | 'unknown event' | 'no timestamp' | 'invalid timestamp';
+export type RejectReason =
+  | 'invalid json'
+  | 'not an object'
+  | 'too deeply nested'
+  | 'no email'
+  | 'unknown event'
+  | 'no timestamp'
+  | 'invalid timestamp';
 
 export type ParsedLine =
   | {
@@ -44,8 +52,15 @@ export type ParsedLine =
       epochMs: number;
       attributes: FlatAttributes;
       params: FlatAttributes;
-      /** The ledger key: a hash of the canonical payload (SPEC §4). */
+      /** The ledger key (MAPPING §5 event identity): see eventKey. */
       key: string;
+      /**
+       * The keys earlier versions of the tool recorded for this same event (an unprefixed sha256 of
+       * the canonical payload), so a ledger written before keys were versioned still recognises it.
+       * Empty when the envelope's received_at timed the event: the old key ignored that date, so it
+       * would also match last year's identical birthday.
+       */
+      previousKeys: readonly string[];
       yotpoName: string;
     }
   | { kind: 'skipped'; reason: string; email?: string; yotpoName: string }
@@ -73,11 +88,13 @@ const Payload = z.looseObject({
 function kindOf(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
+  if (value instanceof InvalidUtf8Text) return 'text that is not valid UTF-8';
+  if (value instanceof NonFiniteNumber || typeof value === 'bigint') return 'a number';
   return `a ${typeof value}`;
 }
 
 function quote(value: unknown, max = 60): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
+  const text = typeof value === 'string' ? value : value instanceof InvalidUtf8Text ? value.text : canonicalJson(value);
   return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text);
 }
 
@@ -95,52 +112,81 @@ function envelopeBody(object: Json): { present: false } | { present: true; key: 
 }
 
 type Unwrapped =
-  | { ok: true; payload: Json; receivedAt: unknown }
-  | { ok: false; reason: 'invalid json' | 'not an object'; detail: string };
+  | { ok: true; payload: Json; receivedAt: unknown; eventId: string | undefined }
+  | { ok: false; reason: 'invalid json' | 'not an object' | 'too deeply nested'; detail: string };
+
+/** SPEC §4: of an envelope's headers only `eventid` is read (any case), a string or a number. */
+function eventIdOf(headers: unknown): string | undefined {
+  if (!isPlainObject(headers)) return undefined;
+  for (const name of Object.keys(headers)) {
+    if (name.toLowerCase() !== 'eventid') continue;
+    const value = headers[name];
+    if (typeof value === 'string' && value.trim() !== '') return value.trim();
+    if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'bigint') return String(value);
+  }
+  return undefined;
+}
 
 /** Removes the envelope, if any, and checks that what is left is a JSON object. */
-function unwrap(parsed: unknown): Unwrapped {
+function unwrap(parsed: JsonValue): Unwrapped {
   const top = JsonObject.safeParse(parsed);
   if (!top.success) return { ok: false, reason: 'not an object', detail: `the line is ${kindOf(parsed)}, not a JSON object` };
   const body = envelopeBody(top.data);
-  if (!body.present) return { ok: true, payload: top.data, receivedAt: undefined };
+  if (!body.present) return { ok: true, payload: top.data, receivedAt: undefined, eventId: undefined };
   const envelope = Envelope.parse(top.data);
   let inner = body.value;
   if (typeof inner === 'string') {
-    try {
-      inner = JSON.parse(inner);
-    } catch (error) {
-      return { ok: false, reason: 'invalid json', detail: `the envelope's ${body.key} is a string that is not JSON: ${(error as Error).message}` };
+    // The body sits one level inside the envelope, so it has one level less to spend.
+    const innerParse = parseJsonLossless(inner, MAX_DEPTH - 1);
+    if (!innerParse.ok) {
+      return { ok: false, reason: innerParse.reason, detail: `the envelope's ${body.key} is a string that is not usable JSON: ${innerParse.detail}` };
     }
+    inner = innerParse.value;
   }
   const payload = JsonObject.safeParse(inner);
   if (!payload.success) {
     return { ok: false, reason: 'not an object', detail: `the envelope's ${body.key} is ${kindOf(inner)}, not a JSON object` };
   }
-  return { ok: true, payload: payload.data, receivedAt: envelope.received_at };
+  return { ok: true, payload: payload.data, receivedAt: envelope.received_at, eventId: eventIdOf(envelope.headers) };
 }
 
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical);
-  if (value !== null && typeof value === 'object') {
-    const sorted: Json = {};
-    for (const key of Object.keys(value).sort()) sorted[key] = canonical((value as Json)[key]);
-    return sorted;
-  }
-  return value;
+/** What identifies an event (MAPPING §5). */
+export interface EventIdentity {
+  /** The envelope's `eventid` header: Yotpo's id of the delivery, when the line has one. */
+  eventId?: string | undefined;
+  /** The webhook payload, envelope removed (as parsed by parseJsonLossless, or any JSON-like value). */
+  payload: unknown;
+  /** The UTC date (`YYYY-MM-DD`) of the envelope's `received_at`, when that is what timed the event. */
+  receivedOn?: string | undefined;
 }
 
 /**
- * The ledger key (SPEC §4): sha256 of the payload with its envelope removed and its keys sorted,
- * so the same payload has the same key whatever its key order or envelope.
+ * Key formats carry a version, so that a later change of the rule never makes an old key look like
+ * a new one: `e1:<eventid>` (or `e1#<sha256 of it>` for an id that is not a plain token, which a
+ * one-key-per-line ledger could not hold), `h1:<sha256 hex>`.
  */
-export function eventKey(payload: unknown): string {
-  const unwrapped = unwrap(payload);
-  return hashPayload(unwrapped.ok ? unwrapped.payload : payload);
+export const EVENT_KEY_FORMAT = { eventId: 'e1', hash: 'h1' } as const;
+
+const PLAIN_EVENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/**
+ * The ledger key (MAPPING §5): the envelope's eventid when there is one; else a sha256 of the
+ * canonical payload (keys sorted, big integers exact) followed, when the envelope's received_at
+ * timed the event, by a newline and its UTC date. So a birthday or reminder whose body repeats a
+ * year or a month later is a new event, and a delivery Yotpo repeats the same day is the same one.
+ */
+export function eventKey(identity: EventIdentity): string {
+  const { eventId } = identity;
+  if (eventId !== undefined) {
+    return PLAIN_EVENT_ID.test(eventId) ? `${EVENT_KEY_FORMAT.eventId}:${eventId}` : `${EVENT_KEY_FORMAT.eventId}#${sha256(eventId)}`;
+  }
+  return `${EVENT_KEY_FORMAT.hash}:${hashIdentity(canonicalJson(identity.payload), identity.receivedOn)}`;
 }
 
-function hashPayload(payload: unknown): string {
-  return createHash('sha256').update(JSON.stringify(canonical(payload)) ?? 'undefined').digest('hex');
+function hashIdentity(canonicalPayload: string, receivedOn: string | undefined): string {
+  return sha256(receivedOn === undefined ? canonicalPayload : `${canonicalPayload}\n${receivedOn}`);
 }
 
 const BY_TOPIC = new Map<string, EventNameRow>();
@@ -185,17 +231,21 @@ function firstPresentPath(source: unknown, paths: readonly string[]): { path: st
   return undefined;
 }
 
-/** Turns one non-blank replay line into an event, a skip or a reject. */
+/**
+ * Turns one non-blank replay line into an event, a skip or a reject. `text` is the line as the
+ * reader decoded it: a U+FFFD inside a string that is not written as an escape is taken for bytes
+ * that were not UTF-8 (the value is omitted with a field warning; a member email is a reject).
+ */
 export function parseWebhookLine(text: string, options: ReplayOptions, warnings: FieldWarnings): ParsedLine {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    return reject('invalid json', `the line is not valid JSON: ${(error as Error).message}`);
+  const parsed = parseJsonLossless(text);
+  if (!parsed.ok) {
+    return parsed.reason === 'invalid json'
+      ? reject('invalid json', `the line is not valid JSON: ${parsed.detail}`)
+      : reject('too deeply nested', `the line is ${parsed.detail}; no webhook payload is nested that deep`);
   }
-  const unwrapped = unwrap(parsed);
+  const unwrapped = unwrap(parsed.value);
   if (!unwrapped.ok) return reject(unwrapped.reason, unwrapped.detail);
-  const { payload, receivedAt } = unwrapped;
+  const { payload, receivedAt, eventId } = unwrapped;
 
   // Identity of the event.
   const identified = Payload.safeParse(payload);
@@ -210,6 +260,7 @@ export function parseWebhookLine(text: string, options: ReplayOptions, warnings:
   let insiderName: string;
   let shareEvent = false;
   let optInEvent = false;
+  let untimed = false;
   const yotpoName = row?.yotpoName ?? name?.trim() ?? topic?.trim() ?? '';
   if (row) {
     // Merchant-only (no customer): counted as skipped, never a reject for its missing email.
@@ -217,6 +268,7 @@ export function parseWebhookLine(text: string, options: ReplayOptions, warnings:
     insiderName = row.insiderName;
     shareEvent = row.shareEvent === true;
     optInEvent = row.optInEvent === true;
+    untimed = row.untimed === true;
   } else {
     const label = [topic ? `topic ${quote(topic)}` : '', name ? `name ${quote(name)}` : ''].filter(Boolean).join(', ');
     if (!label) return reject('unknown event', 'the payload has neither a topic nor a name, so the event cannot be identified');
@@ -240,6 +292,9 @@ export function parseWebhookLine(text: string, options: ReplayOptions, warnings:
     const friend = shareEvent && !isAbsent(payload['email']) ? ' (the top-level email of a referral share is the friend, not the member)' : '';
     return reject('no email', `no member email: none of ${emailPaths.join(', ')} is present${friend}`);
   }
+  if (emailAt.value instanceof InvalidUtf8Text) {
+    return reject('no email', `the member email ${emailAt.path} is not valid UTF-8 (the reader replaced undecodable bytes with U+FFFD)`);
+  }
   const email = normaliseEmail(emailAt.value);
   if (!email) return reject('no email', `the member email ${emailAt.path} ${quote(emailAt.value)} is not a valid email address`);
 
@@ -258,9 +313,13 @@ export function parseWebhookLine(text: string, options: ReplayOptions, warnings:
   } else if (options.timestampFallback === 'now') {
     timestamp = formatUtc(options.now.getTime());
   } else {
+    const searched = `none of ${timestampPaths.join(', ')} is present`;
+    const fix = "an envelope's received_at times it (listen writes one around every delivery), or --timestamp-fallback now uses the run's start";
     return reject(
       'no timestamp',
-      `no event time: none of ${[...timestampPaths, 'the envelope received_at'].join(', ')} is present; --timestamp-fallback now would use the run's start`,
+      untimed
+        ? `Yotpo's ${yotpoName || 'payload'} carries no time of its own (${searched}): ${fix}`
+        : `no event time: ${searched} and there is no envelope received_at; ${fix}`,
     );
   }
 
@@ -275,6 +334,10 @@ export function parseWebhookLine(text: string, options: ReplayOptions, warnings:
   const event: InsiderEvent = { event_name: insiderName, timestamp };
   if (Object.keys(params).length > 0) event.event_params = { custom: { ...params } };
 
+  // The fallback's date is never part of the key: the same file would look new every day.
+  const receivedOn = timestampAt?.path === 'received_at' ? timestamp.slice(0, 10) : undefined;
+  const canonicalPayload = canonicalJson(payload);
+  const key = eventKey({ eventId, payload, receivedOn });
   return {
     kind: 'event',
     email,
@@ -282,7 +345,8 @@ export function parseWebhookLine(text: string, options: ReplayOptions, warnings:
     epochMs: Date.parse(timestamp),
     attributes,
     params,
-    key: hashPayload(payload),
+    key,
+    previousKeys: receivedOn === undefined ? [hashIdentity(canonicalPayload, undefined)] : [],
     yotpoName,
   };
 }
