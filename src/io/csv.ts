@@ -2,22 +2,24 @@
 // be diffed), values as they are sent, text neutralised against spreadsheet formulas. Streamed
 // through csv-stringify with backpressure.
 
-import { createWriteStream, mkdirSync } from 'node:fs';
 import { once } from 'node:events';
-import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { stringify, type Stringifier } from 'csv-stringify';
 import { EVENT_PARAMS, USER_ATTRIBUTES } from '../core/table.js';
 import type { FlatAttributes } from '../core/transform.js';
-import { WriteGuard } from './files.js';
+import { LocalFileError } from '../errors.js';
+import { createPrivateWriteStream } from './durable.js';
 
-export type AuditStatus = 'would_send' | 'sent' | 'failed' | 'skipped' | 'rejected';
+export type AuditStatus = 'would_send' | 'sent' | 'failed' | 'uncertain' | 'skipped' | 'rejected';
+
+/** Where a backfill / retry row's user came from. */
+export type AuditSource = 'loyalty' | 'reviewer' | 'retry';
 
 const ATTRIBUTE_NAMES = USER_ATTRIBUTES.map((row) => row.name);
 const PARAM_NAMES = EVENT_PARAMS.map((row) => row.name);
 
-/** backfill / retry: one row per user. */
-export const USER_COLUMNS: readonly string[] = ['status', 'reason', 'email', ...ATTRIBUTE_NAMES];
+/** backfill / retry: one row per user; `source` and `omitted` after the attributes. */
+export const USER_COLUMNS: readonly string[] = ['status', 'reason', 'email', ...ATTRIBUTE_NAMES, 'source', 'omitted'];
 /** replay: one row per input event; params prefixed `event.` (some share a name with an attribute). */
 export const EVENT_COLUMNS: readonly string[] = [
   'line',
@@ -28,6 +30,7 @@ export const EVENT_COLUMNS: readonly string[] = [
   'timestamp',
   ...PARAM_NAMES.map((name) => `event.${name}`),
   ...ATTRIBUTE_NAMES,
+  'omitted',
 ];
 
 const FORMULA_START = /^[=+\-@\t\r]/;
@@ -46,8 +49,29 @@ export function cell(value: unknown): string {
   return neutralise(String(value));
 }
 
-export function userRow(status: AuditStatus, reason: string, email: string, attributes: FlatAttributes): string[] {
-  return [status, cell(reason), cell(email), ...ATTRIBUTE_NAMES.map((name) => cell(attributes[name]))];
+/**
+ * The `omitted` cell: the fields left out because their value did not fit, as the run's field
+ * warnings name them (`birthday: no year`), joined with `|`.
+ */
+export function omittedCell(omitted: Iterable<string> | undefined): string {
+  return omitted ? cell([...omitted]) : '';
+}
+
+export interface UserRowExtras {
+  source?: AuditSource | undefined;
+  /** Field warnings of this user, `<field>: <why>` each. */
+  omitted?: Iterable<string> | undefined;
+}
+
+export function userRow(status: AuditStatus, reason: string, email: string, attributes: FlatAttributes, extras: UserRowExtras = {}): string[] {
+  return [
+    status,
+    cell(reason),
+    cell(email),
+    ...ATTRIBUTE_NAMES.map((name) => cell(attributes[name])),
+    cell(extras.source),
+    omittedCell(extras.omitted),
+  ];
 }
 
 export function eventRow(
@@ -59,6 +83,7 @@ export function eventRow(
   timestamp: string | undefined,
   params: FlatAttributes,
   attributes: FlatAttributes,
+  omitted?: Iterable<string>,
 ): string[] {
   return [
     String(line),
@@ -69,50 +94,194 @@ export function eventRow(
     cell(timestamp),
     ...PARAM_NAMES.map((name) => cell(params[name])),
     ...ATTRIBUTE_NAMES.map((name) => cell(attributes[name])),
+    omittedCell(omitted),
   ];
 }
 
-/** A CSV file (or stdout for `-`), header first, written with backpressure. */
+export interface AuditCsvOptions {
+  /** Start with a UTF-8 byte-order mark, so that Excel reads the file as UTF-8. */
+  excel?: boolean;
+  /** `-` only: called once when stdout's reader goes away (EPIPE); the writer then drops its rows. */
+  onStdoutClosed?: () => void;
+}
+
+/** Errors that mean stdout's reader is gone (`| head`), not that a disk failed. */
+const CLOSED_PIPE = new Set(['EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END', 'ECONNRESET']);
+
+/**
+ * A CSV file (or stdout for `-`), header first, written with backpressure. A file is 0600 and never
+ * opened through a symbolic link; a disk that stops accepting writes fails the next call with a
+ * LocalFileError (exit 3). On stdout, a reader that goes away is no failure: `stdoutClosed` turns
+ * true, `onStdoutClosed` is called, and later rows are dropped.
+ *
+ * Rows can be written in input line order although they are settled out of order: `reserveLine`
+ * (in reading order) says a line will have a row, `writeLine` gives it; a row is written as soon as
+ * every reserved line before it is, so only rows that arrived early are held.
+ */
 export class AuditCsv {
   private readonly stringifier: Stringifier;
   private readonly destination: Writable;
   private readonly ownsDestination: boolean;
-  private readonly guard: WriteGuard;
+  private failure: LocalFileError | undefined;
+  /** Settles when the writer can no longer make progress: rejected on failure, resolved on a closed stdout. */
+  private readonly stopped: Promise<void>;
+  private stop: (error?: LocalFileError) => void = () => undefined;
+  stdoutClosed = false;
   rows = 0;
+
+  /** Reserved lines not yet written, ascending, from `head` on. */
+  private reserved: number[] = [];
+  private head = 0;
+  private readonly early = new Map<number, string[][]>();
 
   constructor(
     readonly path: string,
     columns: readonly string[],
     stdout: Writable,
+    private readonly options: AuditCsvOptions = {},
   ) {
-    this.stringifier = stringify({ header: true, columns: [...columns], record_delimiter: 'windows' });
+    this.stopped = new Promise<void>((resolve, reject) => {
+      this.stop = (error) => (error ? reject(error) : resolve());
+    });
+    this.stopped.catch(() => undefined);
+    this.stringifier = stringify({ header: true, columns: [...columns], record_delimiter: 'windows', bom: options.excel === true });
+    const label = path === '-' ? 'the audit CSV to stdout' : `the audit CSV ${path}`;
     if (path === '-') {
       this.destination = stdout;
       this.ownsDestination = false;
     } else {
-      mkdirSync(dirname(path), { recursive: true });
-      this.destination = createWriteStream(path, { mode: 0o600 });
+      this.destination = createPrivateWriteStream(path, { what: 'the audit CSV' });
       this.ownsDestination = true;
     }
+    this.stringifier.on('error', (error: Error) => this.fail(label, error));
+    this.destination.on('error', (error: NodeJS.ErrnoException) => {
+      if (!this.ownsDestination && CLOSED_PIPE.has(error.code ?? '')) this.closeStdout();
+      else this.fail(label, error);
+    });
     this.stringifier.pipe(this.destination, { end: this.ownsDestination });
-    this.guard = new WriteGuard(path === '-' ? 'the audit CSV to stdout' : `the audit CSV ${path}`, this.stringifier, this.destination);
+  }
+
+  private fail(label: string, error: Error): void {
+    if (this.failure || this.stdoutClosed) return;
+    this.failure = new LocalFileError(`cannot write ${label}: ${error.message}`, 'stopped');
+    this.stop(this.failure);
+  }
+
+  private closeStdout(): void {
+    if (this.stdoutClosed || this.failure) return;
+    this.stdoutClosed = true;
+    this.stringifier.unpipe(this.destination);
+    this.stringifier.destroy();
+    this.early.clear();
+    this.stop();
+    this.options.onStdoutClosed?.();
+  }
+
+  private check(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  /** Waits for `promise`, or until the CSV fails (throws) or its stdout closes (returns). */
+  private async wait(promise: Promise<unknown>): Promise<void> {
+    try {
+      await Promise.race([promise, this.stopped]);
+    } catch (error) {
+      this.check();
+      throw error;
+    }
+    this.check();
   }
 
   /** Queues a row; producers call drained() between chunks of work so memory stays bounded. */
   write(row: string[]): void {
-    this.guard.check();
+    this.check();
+    if (this.stdoutClosed) return;
     this.rows++;
     this.stringifier.write(row);
   }
 
-  /** Resolves once the CSV has caught up with what was written (backpressure for the producer). */
-  async drained(): Promise<void> {
-    if (this.stringifier.writableNeedDrain) await this.guard.wait(once(this.stringifier, 'drain'));
+  /** Says, in reading order, that input line `line` will have a row (written with writeLine). */
+  reserveLine(line: number): void {
+    if (this.stdoutClosed) return;
+    const last = this.reserved[this.reserved.length - 1];
+    if (this.head < this.reserved.length && last !== undefined && line < last) this.insertReserved(line);
+    else this.reserved.push(line);
   }
 
+  /**
+   * The row of input line `line`: written once every reserved line before it is. A line that was not
+   * reserved takes its place by number among those still waiting.
+   */
+  writeLine(line: number, row: string[]): void {
+    this.check();
+    if (this.stdoutClosed) return;
+    const held = this.early.get(line);
+    if (held) {
+      held.push(row);
+      return;
+    }
+    if (!this.isWaiting(line)) this.insertReserved(line);
+    this.early.set(line, [row]);
+    this.flushInOrder();
+  }
+
+  private isWaiting(line: number): boolean {
+    return this.reserved[this.searchReserved(line)] === line;
+  }
+
+  /** The first index from `head` whose line is >= `line` (the waiting lines are ascending). */
+  private searchReserved(line: number): number {
+    let low = this.head;
+    let high = this.reserved.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.reserved[middle]! < line) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  private insertReserved(line: number): void {
+    this.reserved.splice(this.searchReserved(line), 0, line);
+  }
+
+  private flushInOrder(): void {
+    while (this.head < this.reserved.length) {
+      const line = this.reserved[this.head]!;
+      const rows = this.early.get(line);
+      if (!rows) break;
+      this.early.delete(line);
+      this.head++;
+      for (const row of rows) this.write(row);
+    }
+    // Drop the written prefix now and then, so the list holds only the lines still waiting.
+    if (this.head > 1024 && this.head * 2 > this.reserved.length) {
+      this.reserved = this.reserved.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** Resolves once the CSV has caught up with what was written (backpressure for the producer). */
+  async drained(): Promise<void> {
+    this.check();
+    if (this.stdoutClosed) return;
+    if (this.stringifier.writableNeedDrain) await this.wait(once(this.stringifier, 'drain'));
+  }
+
+  /**
+   * Writes the rows still held for order (a run that stopped before some reserved lines were
+   * settled still shows every row it has), then ends the CSV.
+   */
   async close(): Promise<void> {
+    this.check();
+    if (this.stdoutClosed) return;
+    for (const line of [...this.early.keys()].sort((a, b) => a - b)) for (const row of this.early.get(line)!) this.write(row);
+    this.early.clear();
+    this.reserved = [];
+    this.head = 0;
+    if (this.stdoutClosed) return;
     const done = this.ownsDestination ? once(this.destination, 'finish') : once(this.stringifier, 'end');
     this.stringifier.end();
-    await this.guard.wait(done);
+    await this.wait(done);
   }
 }
