@@ -661,3 +661,55 @@ export function reviewAt(seed: number, j: number, customers: number): Record<str
   }
   return rv;
 }
+
+// ---------------------------------------------------------------------------------------------
+// anniversaries (`GET /api/v2/customer_anniversary`)
+
+const ANNIVERSARY_STREAM = 0xa2217;
+
+/** The three shapes the endpoint answers in, by customer: fields at the root or under one key. */
+export type AnniversaryShape = 'root' | 'customer_anniversary' | 'data';
+
+/**
+ * Customer i's anniversary as the anniversary endpoint knows it, or undefined (the endpoint answers
+ * 404). About two in three customers with an email have one; where the listing record carries
+ * anniversary fields too, every fourth such customer has another date here (the endpoint wins).
+ */
+export function customerAnniversary(
+  seed: number,
+  i: number,
+): { shape: AnniversaryShape; fields: { anniversary_year: number | null; anniversary_month: number; anniversary_day: number } } | undefined {
+  if (customerEmail(i) === null || i % 3 === 2) return undefined;
+  const r = rngFor(seed, ANNIVERSARY_STREAM, i);
+  const shapes: readonly AnniversaryShape[] = ['root', 'customer_anniversary', 'data'];
+  const shape = shapes[Math.floor(i / 3) % shapes.length]!;
+  const listed = customerAt(seed, i);
+  const month = Number(listed.anniversary_month);
+  const day = Number(listed.anniversary_day);
+  if (Number.isInteger(month) && Number.isInteger(day) && month >= 1 && i % 4 !== 0) {
+    const year = Number(listed.anniversary_year);
+    return { shape, fields: { anniversary_year: Number.isInteger(year) && year > 0 ? year : null, anniversary_month: month, anniversary_day: day } };
+  }
+  const year = int(r, 2015, 2025);
+  const anniversaryMonth = int(r, 1, 12);
+  return {
+    shape,
+    fields: { anniversary_year: chance(r, 0.2) ? null : year, anniversary_month: anniversaryMonth, anniversary_day: int(r, 1, daysInMonth(year, anniversaryMonth)) },
+  };
+}
+
+/**
+ * `last_seen_at` as an instant (a zone-less time or a bare date is UTC), for the `customers/all`
+ * filter; undefined when the value is missing or cannot be read.
+ */
+export function instantOf(value: unknown): number | undefined {
+  if (typeof value !== 'string' || value === '') return undefined;
+  let text = value;
+  if (/^\d{4}-\d\d-\d\d$/.test(text)) text += 'T00:00:00Z';
+  else if (/T\d\d:\d\d(:\d\d(\.\d+)?)?$/.test(text)) text += 'Z';
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** Every generated `last_seen_at` is after this (a year before SANDBOX_NOW_MS, with a day of slack). */
+export const EARLIEST_LAST_SEEN_MS = SANDBOX_NOW_MS - 367 * DAY;

@@ -13,7 +13,7 @@ export interface SandboxOptions {
   latencyMs?: number;
   /** 0..1 probability of a 5xx (500/502/503 mixed) per API request */
   failRate?: number;
-  /** per API (loyalty, reviews, insider each); over the limit → 429 with `Retry-After: 1`; 0/undefined = no limit */
+  /** per API (loyalty, reviews, insider each); over the limit → 429 with `Retry-After: 1` (Insider) or `ratelimit-reset: 1` (Yotpo); 0/undefined = no limit */
   rateLimitRps?: number;
   /** 0..1 share of users (chosen from the email, so the same users every time) that Insider rejects in fail.errors */
   rejectRate?: number;
@@ -25,7 +25,7 @@ export interface SandboxOptions {
   loyaltyPageSizeMax?: number;
 }
 
-export type SandboxFaults = Partial<Pick<SandboxOptions, 'latencyMs' | 'failRate' | 'rateLimitRps' | 'rejectRate' | 'badRequestEmails'>>;
+export type SandboxFaults = Partial<Pick<SandboxOptions, 'latencyMs' | 'failRate' | 'rateLimitRps' | 'rejectRate' | 'badRequestEmails'>> & YotpoSandboxFaults;
 
 /** A user Insider accepted: the user object as received, plus the `skip_hook` of its request (null when absent). */
 export interface ReceivedUser {
@@ -87,3 +87,28 @@ export interface Sandbox {
   reset(): void;
   close(): Promise<void>;
 }
+
+// ---- Yotpo side (src/sandbox/yotpo-api.ts) --------------------------------------------------
+
+/** Loyalty `recent` cursors misbehaving: see yotpo-api.ts. */
+export type LoyaltyCursorFault = 'repeat' | 'cycle' | 'empty-with-cursor' | 'numeric';
+/** The reviews list misbehaving: see yotpo-api.ts. */
+export type ReviewsListFault = 'hole' | 'never-empty';
+
+export interface YotpoSandboxOptions {
+  /** `--token-ttl`: a Reviews utoken stops being honoured after this many data requests (401); 0/undefined = never */
+  tokenTtl?: number;
+  /** null/undefined = well-behaved cursors */
+  loyaltyCursorFault?: LoyaltyCursorFault | null;
+  /** null/undefined = a well-behaved list */
+  reviewsFault?: ReviewsListFault | null;
+  /** 'hole': the page that answers empty (default 2) */
+  reviewsHolePage?: number;
+  /** 'hole': how many asks it stays empty (default, or null: every ask) */
+  reviewsHoleAsks?: number | null;
+}
+
+export interface SandboxOptions extends YotpoSandboxOptions {}
+
+/** Every Yotpo option is also a fault, changeable while the sandbox runs. */
+export type YotpoSandboxFaults = YotpoSandboxOptions;
