@@ -20,7 +20,18 @@ interface PackResult {
 test('npm pack ships bin, dist and the licence; no tests, benchmarks, sources or source maps', (t) => {
   const copy = mkdtempSync(join(tmpdir(), 'yotpo-insider-pack-'));
   t.after(() => rmSync(copy, { recursive: true, force: true }));
-  for (const entry of ['package.json', 'LICENSE', 'README.md', 'bin', 'fixtures', 'src', 'test', 'bench', 'tsconfig.json', 'tsconfig.build.json']) {
+  for (const entry of [
+    'package.json',
+    'LICENSE',
+    'README.md',
+    'bin',
+    'fixtures',
+    'src',
+    'test',
+    'bench',
+    'tsconfig.json',
+    'tsconfig.build.json',
+  ]) {
     if (existsSync(join(ROOT, entry))) cpSync(join(ROOT, entry), join(copy, entry), { recursive: true });
   }
   symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'), 'dir');

@@ -63,7 +63,13 @@ export interface UserRowExtras {
   omitted?: Iterable<string> | undefined;
 }
 
-export function userRow(status: AuditStatus, reason: string, email: string, attributes: FlatAttributes, extras: UserRowExtras = {}): string[] {
+export function userRow(
+  status: AuditStatus,
+  reason: string,
+  email: string,
+  attributes: FlatAttributes,
+  extras: UserRowExtras = {},
+): string[] {
   return [
     status,
     cell(reason),

@@ -11,6 +11,7 @@ import {
   fchmodSync,
   fstatSync,
   fsyncSync,
+  lstatSync,
   mkdirSync,
   openSync,
   renameSync,
@@ -52,6 +53,14 @@ export function makePrivateDir(dir: string): void {
   }
 }
 
+function isSymbolicLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
 function exists(path: string): boolean {
   try {
     statSync(path);
@@ -74,7 +83,8 @@ export function openPrivate(path: string, { append = false, what }: { append?: b
   try {
     fd = openSync(path, flags, 0o600);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw new LocalFileError(`${label} is a symbolic link: refusing to follow it`, 'usage');
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP')
+      throw new LocalFileError(`${label} is a symbolic link: refusing to follow it`, 'usage');
     throw new LocalFileError(`cannot write ${label}: ${(error as Error).message}`, fileErrorKind(error));
   }
   try {
@@ -123,8 +133,12 @@ export function syncFile(fd: number): void {
   }
 }
 
-/** Replaces `path` with `text` atomically and durably (temp file, fsync, rename, fsync of the folder). */
+/**
+ * Replaces `path` with `text` atomically and durably (temp file, fsync, rename, fsync of the folder).
+ * A `path` that is a symbolic link is refused like any output (the rename would replace the link).
+ */
 export function writeFileAtomic(path: string, text: string, what?: string): void {
+  if (isSymbolicLink(path)) throw new LocalFileError(`${fileLabel(path, what)} is a symbolic link: refusing to replace it`, 'usage');
   const temp = `${path}.${process.pid}.${Date.now().toString(36)}.tmp`;
   try {
     const fd = openPrivate(temp, { what: what ?? path });

@@ -1,7 +1,18 @@
 // Async-generator plumbing: read ahead of the consumer by a bounded number of items, and hold
 // items on disk (not in memory) until the consumer may start.
 
-import { accessSync, chmodSync, constants, createReadStream, existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  createReadStream,
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { once } from 'node:events';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -23,7 +34,10 @@ export async function* prefetch<T>(source: AsyncIterator<T>, ahead: number): Asy
   const fill = () => {
     while (!exhausted && buffer.length < ahead) {
       const next = source.next();
-      next.then((r) => r.done && (exhausted = true), () => (exhausted = true));
+      next.then(
+        (r) => r.done && (exhausted = true),
+        () => (exhausted = true),
+      );
       buffer.push(next);
     }
   };
@@ -71,10 +85,7 @@ export class Spill<T> {
  * Yields `source`'s items, but none before `ready` resolves: what arrives earlier goes to a disk
  * spill and is yielded first once `ready` resolves. Both sides make progress meanwhile.
  */
-export async function* holdUntil<T>(
-  source: AsyncIterator<T>,
-  ready: Promise<unknown>,
-): AsyncGenerator<T> {
+export async function* holdUntil<T>(source: AsyncIterator<T>, ready: Promise<unknown>): AsyncGenerator<T> {
   let isReady = false;
   let readyError: unknown;
   ready.then(
@@ -144,7 +155,11 @@ const TEMP_NAME = /^yotpo-insider-(\d+)-([A-Za-z0-9._]+)-[A-Za-z0-9]{6}$/;
 
 /** This host's name as it appears in a temporary folder's name (no `-`, which separates the parts). */
 function hostTag(): string {
-  return hostname().replace(/[^A-Za-z0-9.]/g, '_').slice(0, 40) || 'host';
+  return (
+    hostname()
+      .replace(/[^A-Za-z0-9.]/g, '_')
+      .slice(0, 40) || 'host'
+  );
 }
 
 /** A private (0700) folder for temporary files; `removeTempDir` deletes it, and so does the process's exit. */
@@ -154,7 +169,10 @@ export function privateTempDir(): string {
     dir = mkdtempSync(join(tmpdir(), `${TEMP_PREFIX}${process.pid}-${hostTag()}-`));
     chmodSync(dir, 0o700);
   } catch (error) {
-    throw new LocalFileError(`cannot create a temporary folder in ${tmpdir()} (set TMPDIR to a writable one): ${(error as Error).message}`, 'usage');
+    throw new LocalFileError(
+      `cannot create a temporary folder in ${tmpdir()} (set TMPDIR to a writable one): ${(error as Error).message}`,
+      'usage',
+    );
   }
   if (liveTempDirs.size === 0) process.once('exit', removeAllTempDirs);
   liveTempDirs.add(dir);

@@ -80,7 +80,9 @@ const asBuffer = (chunk: Buffer | string): Buffer => (typeof chunk === 'string' 
 async function openBytes(input: string): Promise<AsyncIterable<Buffer>> {
   const raw = await openInputStream(input);
   // stdin is not ours to destroy when the reader stops early; a file's stream is.
-  const iterator = (input === '-' ? raw.iterator({ destroyOnReturn: false }) : raw[Symbol.asyncIterator]()) as AsyncIterator<Buffer | string>;
+  const iterator = (input === '-' ? raw.iterator({ destroyOnReturn: false }) : raw[Symbol.asyncIterator]()) as AsyncIterator<
+    Buffer | string
+  >;
   const chunks: Buffer[] = [];
   let length = 0;
   let done = false;

@@ -49,7 +49,11 @@ export function registerSecret(value: string | undefined): void {
   const longForms = new Set<string>();
   const shortForms = new Set<string>();
   for (const secret of secrets) for (const form of secretForms(secret)) (secret.length >= 8 ? longForms : shortForms).add(form);
-  const alternatives = (forms: Set<string>) => [...forms].sort((a, b) => b.length - a.length).map(escapeForRegExp).join('|');
+  const alternatives = (forms: Set<string>) =>
+    [...forms]
+      .sort((a, b) => b.length - a.length)
+      .map(escapeForRegExp)
+      .join('|');
   const parts: string[] = [];
   if (longForms.size > 0) parts.push(`(?:${alternatives(longForms)})`);
   if (shortForms.size > 0) parts.push(`(?<![A-Za-z0-9])(?:${alternatives(shortForms)})(?![A-Za-z0-9])`);
