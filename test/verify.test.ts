@@ -7,7 +7,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, describe, test, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { runVerify, type VerifyDeps, type VerifyOptions } from '../src/commands/verify.js';
 import { Reservoir } from '../src/core/reservoir.js';
 import {
@@ -17,13 +18,16 @@ import {
   resolveUncertain,
   sentUserFromAuditRow,
   summarise,
+  type SentUser,
   type UncertainEntry,
+  type UncertainResolution,
   type UserCheck,
 } from '../src/core/verify.js';
 import { AuthError } from '../src/errors.js';
 import { normaliseProfileAttributes, ProfilePacer, readProfile, type ProfileQuota } from '../src/insider/profile.js';
 import { ApiClient, newRequestCounters } from '../src/io/http.js';
 import { DEFAULT_RETRY_POLICY } from '../src/io/retry.js';
+import { startSandbox, type Sandbox, type SandboxOptions } from '../src/sandbox/index.js';
 import { mulberry32 } from '../src/sandbox/prng.js';
 import { captureIo, workdir } from './helpers.js';
 
@@ -535,5 +539,193 @@ describe('runVerify against a fake Insider', () => {
     // One call per user, none for the event past retention.
     assert.deepEqual(insider.bodies.map(emailOf), ['a@example.com', 'gone@example.com']);
     assert.deepEqual((insider.bodies[0]!.events as { wanted: unknown }).wanted, [{ event_name: 'points_earned', params: ['timestamp'] }]);
+  });
+});
+
+// ---- against the sandbox's profile endpoint -------------------------------------------------------
+
+describe('runVerify against the sandbox', () => {
+  const folders: string[] = [];
+  after(() => {
+    for (const folder of folders) rmSync(folder, { recursive: true, force: true });
+  });
+  const cwd = () => {
+    const folder = workdir();
+    folders.push(folder);
+    return folder;
+  };
+  const base: VerifyOptions = {
+    sample: 100,
+    json: true,
+    quiet: false,
+    verbose: false,
+    retryBaseMs: 1,
+    maxAttempts: 3,
+    maxRetryAfter: 0.05,
+  };
+
+  /** Three users as the transform would send them: dates, numbers, booleans, an array. */
+  const users: SentUser[] = ['ava', 'ben', 'cy'].map((name, i) => ({
+    email: `${name}@example.com`,
+    attributes: {
+      name: name.toUpperCase(),
+      birthday: `199${i}-0${i + 1}-1${i}T00:00:00Z`,
+      yotpo_point_balance: 100 + i,
+      yotpo_vip_tier_name: i === 0 ? 'Gold' : 'Silver',
+      yotpo_is_affiliate: i === 1,
+      yotpo_last_purchase_at: `2026-11-0${i + 1}T10:20:30Z`,
+      yotpo_top_topics: ['fit', 'size', 'color'].slice(0, i + 1),
+    },
+  }));
+
+  /** Upserts the users straight through the sandbox's Insider endpoint, as a live run would. */
+  async function upsert(
+    sandbox: Sandbox,
+    list: readonly SentUser[],
+    events: Record<string, { event_name: string; timestamp: string }[]> = {},
+  ) {
+    const body = {
+      users: list.map((user) => {
+        const attributes: Record<string, unknown> = { email: user.email, custom: {} };
+        for (const [name, value] of Object.entries(user.attributes)) {
+          if (name === 'name' || name === 'birthday') attributes[name] = value;
+          else (attributes.custom as Record<string, unknown>)[name] = value;
+        }
+        return {
+          identifiers: { email: user.email },
+          attributes,
+          not_append: true,
+          ...(events[user.email] ? { events: events[user.email] } : {}),
+        };
+      }),
+      skip_hook: true,
+    };
+    const response = await fetch(`${sandbox.url}/api/user/v1/upsert`, {
+      method: 'POST',
+      headers: {
+        'x-partner-name': sandbox.env.INSIDER_PARTNER_NAME!.toLowerCase(),
+        'x-request-token': sandbox.env.INSIDER_API_KEY!,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify(body),
+    });
+    assert.equal(response.status, 200, await response.text());
+  }
+
+  async function withSandbox(t: TestContext, options: Partial<SandboxOptions> = {}): Promise<Sandbox> {
+    const sandbox = await startSandbox({ customers: 0, reviews: 0, ...options });
+    t.after(() => sandbox.close());
+    return sandbox;
+  }
+
+  const profileRequests = (sandbox: Sandbox) => sandbox.requests().filter((r) => r.path.startsWith('/api/user/v1/profile'));
+  const secrets = (sandbox: Sandbox) => [sandbox.env.INSIDER_API_KEY!, sandbox.env.INSIDER_PARTNER_NAME!];
+
+  test('every user matching exits 0, though Insider shows dates with milliseconds and arrays in another order', async (t) => {
+    const sandbox = await withSandbox(t);
+    await upsert(sandbox, users);
+    const io = captureIo(sandbox.env, cwd());
+    const { exitCode, summary } = await runVerify(base, io, { loadSample: () => users });
+    assert.equal(exitCode, 0, io.err());
+    assert.deepEqual(JSON.parse(io.out()).users, { match: 3, differs: 0, missing_attributes: 0, not_visible_yet: 0 });
+    assert.ok(summary.mode === 'sample');
+    assert.deepEqual(summary.causes, []);
+    assert.equal(profileRequests(sandbox).length, 3);
+    for (const secret of secrets(sandbox)) assert.ok(!(io.out() + io.err()).includes(secret));
+  });
+
+  test('an attribute missing from the panel is missing in every user, with its cause; exit 1', async (t) => {
+    const sandbox = await withSandbox(t, { missingAttributes: ['yotpo_vip_tier_name'] });
+    await upsert(sandbox, users);
+    const io = captureIo(sandbox.env, cwd());
+    const { exitCode, summary } = await runVerify({ ...base, json: false }, io, { loadSample: () => users });
+    assert.equal(exitCode, 1);
+    assert.ok(summary.mode === 'sample');
+    assert.deepEqual(summary.users, { match: 0, differs: 0, missing_attributes: 3, not_visible_yet: 0 });
+    assert.deepEqual(summary.attributes.yotpo_vip_tier_name, { matched: 0, differed: 0, missing: 3 });
+    assert.deepEqual(summary.attributes.yotpo_point_balance, { matched: 3, differed: 0, missing: 0 });
+    assert.match(io.err(), /cause: yotpo_vip_tier_name: missing in all 3 .*create it in InOne .*\(string\)/);
+  });
+
+  test('a visibility delay: not visible yet (exit 1), then matched with --wait', async (t) => {
+    const sandbox = await withSandbox(t, { visibilityDelayMs: 400 });
+    await upsert(sandbox, users);
+    const early = captureIo(sandbox.env, cwd());
+    const first = await runVerify(base, early, { loadSample: () => users });
+    assert.equal(first.exitCode, 1);
+    assert.ok(first.summary.mode === 'sample');
+    assert.equal(first.summary.users.not_visible_yet, 3);
+
+    const io = captureIo(sandbox.env, cwd());
+    // The wait between rounds lasts what the sandbox's visibility delay needs, not --wait's 60 s.
+    const { exitCode, summary } = await runVerify({ ...base, wait: 1 }, io, { loadSample: () => users, pause: () => sleep(450) });
+    assert.equal(exitCode, 0, io.err());
+    assert.ok(summary.mode === 'sample');
+    assert.ok(summary.rounds >= 2);
+    assert.equal(summary.users.match, 3);
+    assert.match(io.err(), /not visible yet; checking again/);
+  });
+
+  test('a value changed since through the control route differs, with both values', async (t) => {
+    const sandbox = await withSandbox(t);
+    await upsert(sandbox, users);
+    const response = await fetch(`${sandbox.url}/__sandbox/insider/profile`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'ben@example.com', attributes: { custom: { yotpo_point_balance: 5 } } }),
+    });
+    assert.equal(response.status, 200);
+    const io = captureIo(sandbox.env, cwd());
+    const { exitCode, summary } = await runVerify(base, io, { loadSample: () => users });
+    assert.equal(exitCode, 1);
+    assert.ok(summary.mode === 'sample');
+    assert.deepEqual(summary.differences, [{ email: 'ben@example.com', attribute: 'yotpo_point_balance', sent: 101, stored: 5 }]);
+    assert.deepEqual(summary.users, { match: 2, differs: 1, missing_attributes: 0, not_visible_yet: 0 });
+    assert.match(summary.causes.join('\n'), /yotpo_point_balance: differs in 1 of 3 .*changed since by another source/);
+  });
+
+  test('calls are paced by the quota the sandbox reports, and no minute spends more than it', async (t) => {
+    const sandbox = await withSandbox(t, { profileQuotaPerMinute: 25 });
+    await upsert(sandbox, users);
+    // The pacer's clock is virtual: its waits are recorded (and pass at once), so the test reads the
+    // spacing it chose from the sandbox's answers instead of timing anything.
+    let clock = 0;
+    const waits: number[] = [];
+    const pacer = new ProfilePacer({ now: () => clock, sleep: async (ms) => void (waits.push(ms), (clock += ms)) });
+    const io = captureIo(sandbox.env, cwd());
+    const { exitCode } = await runVerify(base, io, { loadSample: () => users, pacer });
+    assert.equal(exitCode, 0, io.err());
+    // 25 units a minute at 2.5 a call: after the first answer, a call every 6 s.
+    assert.deepEqual(waits, [150, 6000]);
+    const calls = profileRequests(sandbox);
+    assert.equal(calls.length, 3);
+    assert.ok(calls.every((call) => call.status !== 429));
+  });
+
+  test('--uncertain finds an event the sandbox stored and releases one it never got', async (t) => {
+    const sandbox = await withSandbox(t);
+    const now = Date.now();
+    const hoursAgo = (h: number) => new Date(now - h * 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    await upsert(sandbox, users.slice(0, 1), { 'ava@example.com': [{ event_name: 'points_earned', timestamp: hoursAgo(30) }] });
+    const entries: UncertainEntry[] = [
+      { key: 'stored', email: 'ava@example.com', event_name: 'points_earned', timestamp: hoursAgo(30), sent_at: hoursAgo(8) },
+      { key: 'never-got', email: 'ava@example.com', event_name: 'points_earned', timestamp: hoursAgo(29), sent_at: hoursAgo(8) },
+      { key: 'no-user', email: 'nobody@example.com', event_name: 'tier_earned', timestamp: hoursAgo(1), sent_at: hoursAgo(1) },
+    ];
+    let recorded: UncertainResolution | undefined;
+    const io = captureIo(sandbox.env, cwd());
+    const { exitCode, summary } = await runVerify({ ...base, uncertain: true }, io, {
+      uncertainEntries: () => entries,
+      recordResolution: async (resolution) => void (recorded = resolution),
+    });
+    assert.equal(exitCode, 1);
+    assert.ok(summary.mode === 'uncertain');
+    assert.deepEqual(recorded?.delivered, ['stored']);
+    assert.deepEqual(recorded?.released, ['never-got']);
+    assert.deepEqual(
+      recorded?.tooRecent.map((r) => r.key),
+      ['no-user'],
+    );
+    assert.equal(profileRequests(sandbox).length, 2);
   });
 });
