@@ -691,7 +691,13 @@ describe('runVerify against the sandbox', () => {
     // spacing it chose from the sandbox's answers instead of timing anything.
     let clock = 0;
     const waits: number[] = [];
-    const pacer = new ProfilePacer({ now: () => clock, sleep: async (ms) => void (waits.push(ms), (clock += ms)) });
+    const pacer = new ProfilePacer({
+      now: () => clock,
+      sleep: async (ms) => {
+        waits.push(ms);
+        clock += ms;
+      },
+    });
     const io = captureIo(sandbox.env, cwd());
     const { exitCode } = await runVerify(base, io, { loadSample: () => users, pacer });
     assert.equal(exitCode, 0, io.err());
