@@ -17,13 +17,16 @@ import { startSandbox, type ReceivedUser, type Sandbox } from '../src/sandbox/in
 import { captureIo, FAST, markdownTableRows, workdir } from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/events.jsonl', import.meta.url));
-const MAPPING_MD = fileURLToPath(new URL('../../shared/MAPPING.md', import.meta.url));
-const fixtureLines = readFileSync(FIXTURE, 'utf8').replace(/\r?\n$/, '').split(/\r?\n/);
+// The project's own copy of the mapping (tests never read outside the repository).
+const MAPPING_MD = fileURLToPath(new URL('../docs/mapping.md', import.meta.url));
+const fixtureLines = readFileSync(FIXTURE, 'utf8')
+  .replace(/\r?\n$/, '')
+  .split(/\r?\n/);
 const nonBlankLines = fixtureLines.flatMap((text, i) => (text.trim() === '' ? [] : [i + 1]));
 
 const ATTRIBUTE_NAMES = USER_ATTRIBUTES.map((row) => row.name);
 const PARAM_NAMES = EVENT_PARAMS.map((row) => row.name);
-const EXPECTED_USER_HEADER = ['status', 'reason', 'email', ...ATTRIBUTE_NAMES];
+const EXPECTED_USER_HEADER = ['status', 'reason', 'email', ...ATTRIBUTE_NAMES, 'source', 'omitted'];
 const EXPECTED_EVENT_HEADER = [
   'line',
   'status',
@@ -33,6 +36,7 @@ const EXPECTED_EVENT_HEADER = [
   'timestamp',
   ...PARAM_NAMES.map((name) => `event.${name}`),
   ...ATTRIBUTE_NAMES,
+  'omitted',
 ];
 
 /** First-column names of the markdown table that follows `heading` (up to the next `## `). */
@@ -57,7 +61,8 @@ function deliveredValue(user: ReceivedUser, name: string): unknown {
   return row.where === 'default' ? user.attributes?.[name] : user.attributes?.custom?.[name];
 }
 
-const withoutInsider = (env: Record<string, string>) => Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('INSIDER_')));
+const withoutInsider = (env: Record<string, string>) =>
+  Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('INSIDER_')));
 
 function fixtureDir(): string {
   const cwd = workdir();
@@ -202,10 +207,16 @@ describe('audit CSV over the sandbox', () => {
 
     // retry: a failed file of two users, dry run.
     const users = [
-      { identifiers: { email: 'r1@example.com' }, attributes: { email: 'r1@example.com', name: 'R', custom: { yotpo_point_balance: 10, yotpo_top_topics: ['a', 'b'] } } },
+      {
+        identifiers: { email: 'r1@example.com' },
+        attributes: { email: 'r1@example.com', name: 'R', custom: { yotpo_point_balance: 10, yotpo_top_topics: ['a', 'b'] } },
+      },
       { identifiers: { email: 'r2@example.com' }, attributes: { email: 'r2@example.com', custom: { yotpo_loyalty_opt_in: true } } },
     ];
-    writeFileSync(join(cwd, 'failed.jsonl'), users.map((user) => JSON.stringify({ user, error: 'x', status: 500, attempts: 6 })).join('\n'));
+    writeFileSync(
+      join(cwd, 'failed.jsonl'),
+      users.map((user) => JSON.stringify({ user, error: 'x', status: 500, attempts: 6 })).join('\n'),
+    );
     const retried = await runRetry('failed.jsonl', { dryRun: true, out: 'retry.csv' }, captureIo({}, cwd));
     assert.equal(retried.exit_code, 0);
     const retryRows = readCsv(readFileSync(join(cwd, 'retry.csv'), 'utf8'));
@@ -217,10 +228,10 @@ describe('audit CSV over the sandbox', () => {
     assert.equal(byEmail.get('r1@example.com')?.yotpo_top_topics, 'a|b');
     assert.equal(byEmail.get('r2@example.com')?.yotpo_loyalty_opt_in, 'true');
 
-    if (!mappingMd) return t.skip('../shared/MAPPING.md not present');
+    if (!mappingMd) return t.skip('docs/mapping.md not present');
     const documented = markdownNames(mappingMd, /^## 2\. User attributes/, /^Insider attribute$/);
     assert.equal(documented.length, 42, 'MAPPING §2 parsed');
-    assert.deepEqual(header!.slice(3), documented, 'CSV columns = MAPPING §2 rows in order');
+    assert.deepEqual(header!.slice(3, -2), documented, 'CSV columns = MAPPING §2 rows in order, then source and omitted');
   });
 
   test('replay header: line,status,reason,email,event_name,timestamp + event.<params> + attributes; a row per line', async (t) => {
@@ -231,10 +242,17 @@ describe('audit CSV over the sandbox', () => {
     const [header] = readCsv(text);
     assert.deepEqual(header, EXPECTED_EVENT_HEADER);
     assert.ok(text.startsWith('line,status,reason,email,event_name,timestamp,event.yotpo_event_reward_point,'));
-    assert.ok(header!.includes('event.yotpo_points_earned') && header!.includes('yotpo_points_earned'), 'a shared name appears twice, once prefixed');
+    assert.ok(
+      header!.includes('event.yotpo_points_earned') && header!.includes('yotpo_points_earned'),
+      'a shared name appears twice, once prefixed',
+    );
 
     const rows = records(text);
-    assert.deepEqual(rows.map((r) => Number(r.line)).sort((a, b) => a - b), nonBlankLines, 'every non-blank line has one row');
+    assert.deepEqual(
+      rows.map((r) => Number(r.line)).sort((a, b) => a - b),
+      nonBlankLines,
+      'every non-blank line has one row',
+    );
     const byLine = new Map(rows.map((r) => [Number(r.line), r]));
     const statusOf = (line: number) => byLine.get(line)!.status;
     for (const line of [12, 25]) {
@@ -242,7 +260,14 @@ describe('audit CSV over the sandbox', () => {
       assert.notEqual(byLine.get(line)!.reason, '');
     }
     assert.match(byLine.get(25)!.reason ?? '', /duplicate/);
-    const rejects: Record<number, string> = { 27: 'invalid json', 28: 'not an object', 29: 'no email', 30: 'unknown event', 31: 'no timestamp', 32: 'invalid timestamp' };
+    const rejects: Record<number, string> = {
+      27: 'invalid json',
+      28: 'not an object',
+      29: 'no email',
+      30: 'unknown event',
+      31: 'no timestamp',
+      32: 'invalid timestamp',
+    };
     for (const [line, reason] of Object.entries(rejects)) {
       assert.equal(statusOf(Number(line)), 'rejected', `line ${line}`);
       assert.ok((byLine.get(Number(line))!.reason ?? '').startsWith(reason), `line ${line}: ${byLine.get(Number(line))!.reason}`);
@@ -261,11 +286,15 @@ describe('audit CSV over the sandbox', () => {
     assert.equal(byLine.get(24)!.yotpo_vip_tier_name, 'Silver');
     assert.equal(byLine.get(10)!['event.yotpo_event_reward_point'], '-200', 'a negative number stays a number');
 
-    if (!mappingMd) return t.skip('../shared/MAPPING.md not present');
+    if (!mappingMd) return t.skip('docs/mapping.md not present');
     const params = markdownNames(mappingMd, /^## 5\. Events/, /^Insider event param$/);
     assert.equal(params.length, 32, 'MAPPING §5 params parsed');
-    assert.deepEqual(header!.slice(6, 6 + params.length), params.map((p) => `event.${p}`));
-    assert.deepEqual(header!.slice(6 + params.length), markdownNames(mappingMd, /^## 2\. User attributes/, /^Insider attribute$/));
+    assert.deepEqual(
+      header!.slice(6, 6 + params.length),
+      params.map((p) => `event.${p}`),
+    );
+    assert.deepEqual(header!.slice(6 + params.length, -1), markdownNames(mappingMd, /^## 2\. User attributes/, /^Insider attribute$/));
+    assert.equal(header!.at(-1), 'omitted');
   });
 
   test('a backfill dry run sends nothing to Insider, and its rows are what the live run delivers', async () => {
@@ -335,11 +364,15 @@ describe('audit CSV over the sandbox', () => {
     assert.equal(sent.length, summary.users.succeeded);
     assert.deepEqual(new Set(sent.map((r) => r.email)), new Set(delivered.keys()));
     for (const row of sent) {
-      for (const name of ATTRIBUTE_NAMES) assert.equal(row[name], cell(deliveredValue(delivered.get(row.email!)!, name)), `${row.email} ${name}`);
+      for (const name of ATTRIBUTE_NAMES)
+        assert.equal(row[name], cell(deliveredValue(delivered.get(row.email!)!, name)), `${row.email} ${name}`);
     }
     assert.ok(failed.length > 0);
     assert.equal(failed.length, summary.users.failed);
-    const failedFile = readFileSync(join(cwd, 'failed.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    const failedFile = readFileSync(join(cwd, 'failed.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     assert.deepEqual(new Set(failed.map((r) => r.email)), new Set(failedFile.map((f) => f.user.identifiers.email)));
     for (const row of failed) assert.match(row.reason!, /sandbox rejected this user/);
     assert.equal(skipped.length, summary.users.skipped);
@@ -374,7 +407,13 @@ test('replay --dry-run --out - writes the CSV to stdout and nothing else', async
   const rows = readCsv(out);
   assert.deepEqual(rows[0], EXPECTED_EVENT_HEADER);
   assert.equal(rows.length, 1 + nonBlankLines.length, 'header + one row per non-blank line, nothing more');
-  assert.deepEqual(rows.slice(1).map((r) => Number(r[0])).sort((a, b) => a - b), nonBlankLines);
+  assert.deepEqual(
+    rows
+      .slice(1)
+      .map((r) => Number(r[0]))
+      .sort((a, b) => a - b),
+    nonBlankLines,
+  );
   assert.match(io.err(), /dry run/, 'the summary goes to stderr');
   assert.doesNotMatch(out, /dry run|finished|warning/);
 });
