@@ -14,7 +14,7 @@ import { SANDBOX_CREDENTIALS } from './data.js';
 import { isRejectedEmail, normaliseEmail } from './insider.js';
 import { createInsiderApi, INSIDER_MAX_BODY_BYTES, INSIDER_MAX_USERS } from './insider-api.js';
 import { STREAM, mix32, mulberry32, type Rng } from './prng.js';
-import { createYotpoApi, REVIEWS_MAX_COUNT } from './yotpo-api.js';
+import { createYotpoApi, REVIEWS_MAX_COUNT, YOTPO_RATE_LIMIT_HEADERS } from './yotpo-api.js';
 import type {
   RecordedRequest,
   Sandbox,
@@ -133,8 +133,18 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     rejectRate: 0,
     badRequestEmails: new Set<string>(),
   };
+  const yotpoApi = createYotpoApi({
+    seed,
+    customers: nCustomers,
+    reviews: nReviews,
+    loyaltyPageSizeMax: opts.loyaltyPageSizeMax ?? 100,
+    credentials: creds,
+    stats: () => stats,
+    faults: opts,
+  });
   let buckets = new Map<SandboxApi, TokenBucket>();
   const applyFaults = (f: SandboxFaults): void => {
+    yotpoApi.applyFaults(f);
     if (f.latencyMs !== undefined) faults.latencyMs = Math.max(0, f.latencyMs);
     if (f.failRate !== undefined) faults.failRate = Math.min(1, Math.max(0, f.failRate));
     if (f.rejectRate !== undefined) faults.rejectRate = Math.min(1, Math.max(0, f.rejectRate));
@@ -168,15 +178,6 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     faults,
     stats: () => stats,
     record,
-  });
-
-  const yotpoApi = createYotpoApi({
-    seed,
-    customers: nCustomers,
-    reviews: nReviews,
-    loyaltyPageSizeMax: opts.loyaltyPageSizeMax ?? 100,
-    credentials: creds,
-    stats: () => stats,
   });
 
   // ---- faults -------------------------------------------------------------------------------
@@ -213,7 +214,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
         }
         if (!isPlainObject(f)) return send(res, json(400, { error: 'body must be a JSON object' }));
         applyFaults(f as SandboxFaults);
-        return send(res, json(200, { ...faults, badRequestEmails: [...faults.badRequestEmails] }));
+        return send(res, json(200, { ...faults, badRequestEmails: [...faults.badRequestEmails], ...yotpoApi.faults() }));
       }
       case 'POST /__sandbox/expire-tokens':
         yotpoApi.expireTokens();
@@ -286,7 +287,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     let reply: Reply;
     if (fault === 'rate_limit') {
       stats.faults.rateLimited++;
-      reply = json(429, { error: 'rejected: too many requests' }, { 'retry-after': '1' });
+      reply = json(429, { error: 'rejected: too many requests' }, api === 'insider' ? { 'retry-after': '1' } : { ...YOTPO_RATE_LIMIT_HEADERS });
     } else if (fault === 'fail') {
       stats.faults.failed++;
       reply = injectedFailure(api);
