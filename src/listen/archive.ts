@@ -191,11 +191,19 @@ export class ArchiveWriter implements ArchiveProgress {
     const touched = new Map<string, { file: OpenFile; lengthBefore: number }>();
     let failure: unknown;
     try {
+      // One write per file: the group's lines in the order they came.
+      const byFile = new Map<string, Buffer[]>();
       for (const item of group) {
-        const file = this.openFile(item.file);
-        if (!touched.has(item.file)) touched.set(item.file, { file, lengthBefore: file.length });
-        writeAll(file.fd, item.bytes);
-        file.length += item.bytes.length;
+        const lines = byFile.get(item.file);
+        if (lines) lines.push(item.bytes);
+        else byFile.set(item.file, [item.bytes]);
+      }
+      for (const [name, lines] of byFile) {
+        const file = this.openFile(name);
+        touched.set(name, { file, lengthBefore: file.length });
+        const bytes = Buffer.concat(lines);
+        writeAll(file.fd, bytes);
+        file.length += bytes.length;
       }
       this.stats.fsyncs += 1;
       await this.beforeFsync?.({ appends: group.length });
