@@ -273,9 +273,8 @@ function daysInMonth(year: number, month: number): number {
  * Loyalty customer i (0-based) as the REST API returns it (`GET /api/v2/customers/recent`).
  *
  * Notes:
- * - `updated_at` is NOT in the real REST record (research/yotpo.md §1.4); the sandbox adds it
- *   (always a clean `YYYY-MM-DDTHH:MM:SSZ`, spread over the two years before SANDBOX_NOW_MS) so
- *   that `--since` can be exercised.
+ * - no `updated_at`: the real record has none (SPEC §1); `last_seen_at`, the customer's latest
+ *   loyalty activity, is what `--since` and `customers/all` filter on.
  * - `referral_link` / `referral_code` are included in listings too; the single-customer lookup
  *   returns them only with `with_referral_code=true`.
  */
@@ -545,9 +544,6 @@ export function customerAt(seed: number, i: number): Record<string, unknown> {
     c.anniversary_day = int(r, 1, daysInMonth(year, month));
     c.anniversary_year = chance(r, 0.3) ? null : chance(r, 0.1) ? String(year) : year;
   }
-
-  // sandbox-only: see the doc comment
-  c.updated_at = isoSeconds(pastMs(r, 730));
   return c;
 }
 
