@@ -27,7 +27,17 @@ import { after, describe, test } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import { AuditCsv, EVENT_COLUMNS, eventRow, USER_COLUMNS, userRow } from '../src/io/csv.js';
 import { makePrivateDir, writeFileAtomic } from '../src/io/durable.js';
-import { assertWritable, privateTempDir, removeTempDir, Spill, spoolInput, sweepStaleTempDirs, writeLines } from '../src/io/files.js';
+import {
+  assertWritable,
+  isClosedPipeError,
+  PipeWatch,
+  privateTempDir,
+  removeTempDir,
+  Spill,
+  spoolInput,
+  sweepStaleTempDirs,
+  writeLines,
+} from '../src/io/files.js';
 import { JsonlWriter } from '../src/io/jsonl.js';
 import { readableOnce, readLines, type InputLine } from '../src/io/lines.js';
 import { LocalFileError } from '../src/errors.js';
@@ -465,5 +475,26 @@ describe('audit CSV', () => {
     assert.equal(code, 0, stderr);
     assert.match(stderr, /stdout closed/);
     assert.doesNotMatch(stderr, /EPIPE|Error/);
+  });
+});
+
+describe('standard streams', () => {
+  test('PipeWatch turns an EPIPE on stdout or stderr into `closed`, called back once, never thrown', async () => {
+    const stream = new Writable({
+      write(_chunk, _encoding, callback) {
+        callback(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+      },
+    });
+    let calls = 0;
+    const watch = new PipeWatch(stream, () => calls++);
+    assert.equal(watch.closed, false);
+    stream.write('first\n');
+    await once(stream, 'error');
+    stream.write('after\n');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(watch.closed, true);
+    assert.equal(calls, 1);
+    assert.equal(isClosedPipeError(Object.assign(new Error('x'), { code: 'EPIPE' })), true);
+    assert.equal(isClosedPipeError(Object.assign(new Error('x'), { code: 'ENOSPC' })), false);
   });
 });

@@ -9,6 +9,7 @@ import { EVENT_PARAMS, USER_ATTRIBUTES } from '../core/table.js';
 import type { FlatAttributes } from '../core/transform.js';
 import { LocalFileError } from '../errors.js';
 import { createPrivateWriteStream } from './durable.js';
+import { isClosedPipeError } from './files.js';
 
 export type AuditStatus = 'would_send' | 'sent' | 'failed' | 'uncertain' | 'skipped' | 'rejected';
 
@@ -111,9 +112,6 @@ export interface AuditCsvOptions {
   onStdoutClosed?: () => void;
 }
 
-/** Errors that mean stdout's reader is gone (`| head`), not that a disk failed. */
-const CLOSED_PIPE = new Set(['EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END', 'ECONNRESET']);
-
 /**
  * A CSV file (or stdout for `-`), header first, written with backpressure. A file is 0600 and never
  * opened through a symbolic link; a disk that stops accepting writes fails the next call with a
@@ -161,7 +159,7 @@ export class AuditCsv {
     }
     this.stringifier.on('error', (error: Error) => this.fail(label, error));
     this.destination.on('error', (error: NodeJS.ErrnoException) => {
-      if (!this.ownsDestination && CLOSED_PIPE.has(error.code ?? '')) this.closeStdout();
+      if (!this.ownsDestination && isClosedPipeError(error)) this.closeStdout();
       else this.fail(label, error);
     });
     this.stringifier.pipe(this.destination, { end: this.ownsDestination });

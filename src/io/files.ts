@@ -295,6 +295,31 @@ export class WriteGuard {
   }
 }
 
+/** Errors that mean a pipe's reader is gone (`| head`), not that a disk failed. */
+const CLOSED_PIPE = new Set(['EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END', 'ECONNRESET']);
+
+export function isClosedPipeError(error: unknown): boolean {
+  return CLOSED_PIPE.has((error as NodeJS.ErrnoException | undefined)?.code ?? '');
+}
+
+/**
+ * Watches stdout or stderr for a reader that went away (SPEC §5: a closed stderr silences the run,
+ * a closed stdout is no crash): the stream's EPIPE becomes `closed` (and one `onClosed` call)
+ * instead of an uncaught 'error'. Writers check `closed` and stop writing there.
+ */
+export class PipeWatch {
+  closed = false;
+
+  constructor(stream: Writable, onClosed?: () => void) {
+    // EPIPE or anything else: once a standard stream fails, nothing more can be written to it.
+    stream.on('error', () => {
+      if (this.closed) return;
+      this.closed = true;
+      onClosed?.();
+    });
+  }
+}
+
 /**
  * Fails early, before any request, when a file the run will write cannot be created: a folder, a
  * symbolic link (never followed), a path without write permission (exit 2).
