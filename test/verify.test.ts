@@ -485,6 +485,25 @@ describe('runVerify against a fake Insider', () => {
     assert.match(io.err(), /1 user of 2 not visible yet; checking again in 60 s/);
   });
 
+  test('an interrupt during --wait stops with exit 130 and the summary so far', async (t) => {
+    const insider = await profileServer(new Map());
+    t.after(() => insider.close());
+    const io = captureIo(env(insider.url), cwd());
+    const controller = new AbortController();
+    const { exitCode, summary } = await runVerify({ ...base, wait: 10 }, io, {
+      loadSample: () => [{ email: 'late@example.com', attributes: { name: 'Late' } }],
+      signal: controller.signal,
+      pause: (ms) => {
+        controller.abort(); // SIGINT arrives while verify waits for the next round
+        return sleep(ms, undefined, { signal: controller.signal });
+      },
+    });
+    assert.equal(exitCode, 130);
+    assert.equal(summary.error, 'interrupted');
+    assert.equal(JSON.parse(io.out()).exit_code, 130);
+    assert.equal(insider.bodies.length, 1);
+  });
+
   test('without --wait, users not visible exit 1 with the --wait hint; rejected credentials exit 3', async (t) => {
     const insider = await profileServer(new Map());
     t.after(() => insider.close());
@@ -495,7 +514,9 @@ describe('runVerify against a fake Insider', () => {
     assert.equal(exitCode, 1);
     assert.ok(summary.mode === 'sample');
     assert.deepEqual(summary.not_visible, ['a@example.com']);
-    assert.match(summary.causes.join('\n'), /verify --wait/);
+    assert.match(summary.causes.join('\n'), /1 user not visible yet → .*verify --wait/);
+    const waited = summarise([{ email: 'a@example.com', verdict: 'not visible yet' }], { waitedMinutes: 30 });
+    assert.match(waited.causes[0]!, /after waiting 30 min .*failed file/);
 
     const wrong = captureIo({ ...env(insider.url), INSIDER_API_KEY: 'wrong-key-456' }, cwd());
     const denied = await runVerify({ ...base }, wrong, { loadSample: () => [{ email: 'a@example.com', attributes: { name: 'A' } }] });

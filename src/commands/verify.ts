@@ -23,7 +23,7 @@ import {
   type UserCheck,
   type VerifySummary,
 } from '../core/verify.js';
-import { EXIT, exitCodeOf, UsageError } from '../errors.js';
+import { EXIT, exitCodeOf, InterruptedError, UsageError } from '../errors.js';
 import { ProfilePacer, readProfile, type Profile } from '../insider/profile.js';
 import type { ApiClient, RequestCounters } from '../io/http.js';
 import { DELIVERY_OPTIONS } from '../options.js';
@@ -76,6 +76,8 @@ export interface VerifyDeps {
   roundIntervalMs?: number;
   /** Draws --sample n of the users; seeded in tests. */
   random?: Random;
+  /** SIGINT/SIGTERM: stop between calls and during waits (exit 130, nothing recorded). */
+  signal?: AbortSignal;
 }
 
 export interface SampleReport extends VerifySummary {
@@ -183,11 +185,12 @@ export async function runVerify(
     const insider = insiderClient(options, io, reporter);
     counters = insider.counters;
     const client = insider.client;
-    const pacer = deps.pacer ?? new ProfilePacer();
+    const pacer = deps.pacer ?? new ProfilePacer(deps.signal ? { signal: deps.signal } : {});
     report.current = options.uncertain
       ? await verifyUncertain(options, deps, client, pacer, reporter, now)
       : await verifySample(options, deps, client, pacer, reporter, now);
-  } catch (error) {
+  } catch (caught) {
+    const error = deps.signal?.aborted ? new InterruptedError() : caught;
     const message = redact(error instanceof Error ? error.message : String(error));
     report.current.exit_code = exitCodeOf(error);
     report.current.error = message;
@@ -275,7 +278,7 @@ async function verifySample(
 
   const waitUntil = options.wait ? now() + options.wait * 60_000 : undefined;
   const interval = deps.roundIntervalMs ?? 60_000;
-  const pause = deps.pause ?? ((ms: number) => sleep(ms));
+  const pause = deps.pause ?? ((ms: number) => sleep(ms, undefined, deps.signal ? { signal: deps.signal } : {}));
   const results = new Map<string, UserCheck>();
   let pending = sample;
   let lastProgress = now();
@@ -283,6 +286,7 @@ async function verifySample(
     report.rounds++;
     let done = 0;
     for (const user of pending) {
+      deps.signal?.throwIfAborted();
       const profile = await readProfile(client, user.email, { attributes: Object.keys(user.attributes), pacer });
       results.set(
         user.email,
@@ -309,7 +313,7 @@ async function verifySample(
   }
 
   const checks = sample.map((user) => results.get(user.email)!);
-  Object.assign(report, summarise(checks));
+  Object.assign(report, summarise(checks, options.wait ? { waitedMinutes: options.wait } : {}));
   for (const check of checks) {
     if (check.verdict === 'not visible yet') report.not_visible.push(check.email);
     else {
@@ -373,6 +377,7 @@ async function verifyUncertain(
   }
   const profiles = new Map<string, Profile>();
   for (const [email, list] of byEmail) {
+    deps.signal?.throwIfAborted();
     const times = list.map((entry) => Date.parse(entry.timestamp)).filter(Number.isFinite);
     const window =
       times.length > 0

@@ -114,8 +114,10 @@ function typeHint(attribute: string): string {
   return type ? ` (${type})` : '';
 }
 
-/** Counts per verdict and per attribute, and the likely cause of each pattern seen. */
-export function summarise(results: readonly UserCheck[]): VerifySummary {
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** Counts per verdict and per attribute, and the likely cause of each pattern seen (`waitedMinutes`: --wait was used). */
+export function summarise(results: readonly UserCheck[], { waitedMinutes }: { waitedMinutes?: number } = {}): VerifySummary {
   const users = { match: 0, differs: 0, missing_attributes: 0, not_visible_yet: 0 };
   const attributes: Record<string, AttributeCounts> = {};
   const countsOf = (name: string) => (attributes[name] ??= { matched: 0, differed: 0, missing: 0 });
@@ -137,31 +139,34 @@ export function summarise(results: readonly UserCheck[]): VerifySummary {
     const sentTo = counts.matched + counts.differed + counts.missing;
     if (counts.missing === sentTo) {
       causes.push(
-        `${name}: missing in all ${sentTo} checked user(s) that were sent it → it does not exist in the Insider panel or has another type: ` +
+        `${name}: missing in ${sentTo === 1 ? 'the one checked user' : `all ${sentTo} checked users`} that were sent it → it does not exist in the Insider panel or has another type: ` +
           `create it in InOne (Attributes & Events) with the type \`yotpo-insider mapping\` lists${typeHint(name)}; types are fixed once created`,
       );
     } else if (counts.missing > 0) {
       causes.push(
-        `${name}: missing in ${counts.missing} of ${sentTo} user(s) → dropped for those users (a value of another type than the panel's) ` +
+        `${name}: missing in ${counts.missing} of ${plural(sentTo, 'user')} → dropped for those users (a value of another type than the panel's) ` +
           'or deleted since by another source',
       );
     }
     if (counts.differed > 0 && counts.differed === sentTo && sentTo > 1) {
       causes.push(
-        `${name}: differs in all ${sentTo} user(s) → the panel's attribute likely has another type than \`yotpo-insider mapping\` lists${typeHint(name)}, ` +
+        `${name}: differs in all ${sentTo} users → the panel's attribute likely has another type than \`yotpo-insider mapping\` lists${typeHint(name)}, ` +
           'so Insider converted every value; check it in InOne',
       );
     } else if (counts.differed > 0) {
       causes.push(
-        `${name}: differs in ${counts.differed} of ${sentTo} user(s) → changed since by another source (or by Yotpo's own Insider integration); ` +
+        `${name}: differs in ${counts.differed} of ${plural(sentTo, 'user')} → changed since by another source (or by Yotpo's own Insider integration); ` +
           'a backfill of those users (--emails) sends the Yotpo value again',
       );
     }
   }
   if (users.not_visible_yet > 0) {
+    const who = `${plural(users.not_visible_yet, 'user')} not visible yet`;
     causes.push(
-      `${users.not_visible_yet} user(s) not visible yet → Insider writes asynchronously, up to a few hours after the upload: ` +
-        'run `yotpo-insider verify --wait <minutes>`',
+      waitedMinutes
+        ? `${who} after waiting ${waitedMinutes} min → Insider writes asynchronously, up to a few hours after the upload: run verify again later; ` +
+            "users still absent hours after the run were not written: look for them in the run's failed file"
+        : `${who} → Insider writes asynchronously, up to a few hours after the upload: run \`yotpo-insider verify --wait <minutes>\``,
     );
   }
   return { checked: results.length, users, attributes, causes };
