@@ -4,7 +4,7 @@
 // started, and the appends that arrive while it runs are covered by the next one, so a burst of
 // concurrent deliveries costs a few fsyncs instead of one each. The archive is replay's input format.
 
-import { closeSync, fstatSync, fsync, ftruncateSync, readSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fstatSync, ftruncateSync, readSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalFileError } from '../errors.js';
 import { makePrivateDir, openPrivate, syncDir } from '../io/durable.js';
@@ -207,7 +207,7 @@ export class ArchiveWriter implements ArchiveProgress {
       }
       this.stats.fsyncs += 1;
       await this.beforeFsync?.({ appends: group.length });
-      for (const { file } of touched.values()) await fsyncFd(file.fd);
+      for (const { file } of touched.values()) await syncData(file.fd);
     } catch (error) {
       failure = error;
     }
@@ -291,8 +291,9 @@ function writeAll(fd: number, bytes: Buffer): void {
   while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
 }
 
-function fsyncFd(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fsync(fd, (error) => (error ? reject(error) : resolve())));
+/** fdatasync: it flushes an append's data and the file's new size, and skips the timestamps. */
+function syncData(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
 }
 
 function endsWithNewline(path: string, length: number): boolean {
