@@ -4,8 +4,11 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ApiError, AuthError, exitCodeOf } from '../src/errors.js';
 import { ApiClient, newRequestCounters, type ApiClientOptions } from '../src/io/http.js';
 import { readAhead } from '../src/io/read-ahead.js';
@@ -19,6 +22,7 @@ import {
   type SandboxOptions,
 } from '../src/sandbox/index.js';
 import { customerAnniversary, instantOf } from '../src/sandbox/data.js';
+import { postWebhooks } from '../src/sandbox/webhooks.js';
 import {
   allCustomerPages,
   anniversaryOf,
@@ -424,3 +428,62 @@ async function listen(server: Server): Promise<string> {
 async function closeUrl(url: string): Promise<void> {
   await new Promise<void>((resolve) => servers.get(url)!.close(() => resolve()));
 }
+
+describe('sandbox webhooks poster', () => {
+  const lines = [
+    JSON.stringify({ received_at: '2026-11-01T10:00:00Z', headers: { eventid: 'evt-1' }, body: { topic: 'swell/points/earned', email: 'a@example.com' } }),
+    '',
+    JSON.stringify({ topic: 'swell/redemption/created', email: 'b@example.com' }),
+    JSON.stringify({ received_at: '2026-11-01T10:00:01Z', payload: { topic: 'loyalty/opt_in', email: 'c@example.com' } }),
+    'not json',
+  ];
+  let dir: string;
+  let file: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'yotpo-webhooks-'));
+    file = join(dir, 'webhooks.jsonl');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('posts each line as Yotpo would, retrying 5xx and dropped connections until a 2xx', async () => {
+    const received: { body: string; eventid?: string; authorization?: string }[] = [];
+    const seen = new Map<string, number>();
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+      req.on('end', () => {
+        const tries = (seen.get(body) ?? 0) + 1;
+        seen.set(body, tries);
+        if (tries === 1) return void res.socket?.destroy(); // no answer at all
+        if (tries === 2) return void res.writeHead(503).end();
+        received.push({ body, eventid: req.headers.eventid as string | undefined, authorization: req.headers.authorization });
+        res.writeHead(200).end('{}');
+      });
+    });
+    const url = await listen(server);
+    try {
+      const result = await postWebhooks({ file, url: `${url}/webhooks/yotpo`, ratePerSecond: 0, concurrency: 2, token: 'hook-secret', maxAttempts: 3, backoffMs: 1 });
+      assert.deepEqual(result, { delivered: 4, attempts: 12, failed: 0 });
+      assert.deepEqual(
+        received.map((r) => [r.body, r.eventid]).sort(),
+        [
+          [JSON.stringify({ topic: 'swell/points/earned', email: 'a@example.com' }), 'evt-1'],
+          [JSON.stringify({ topic: 'swell/redemption/created', email: 'b@example.com' }), undefined],
+          [JSON.stringify({ topic: 'loyalty/opt_in', email: 'c@example.com' }), undefined],
+          ['not json', undefined],
+        ].sort(),
+      );
+      assert.ok(received.every((r) => r.authorization === 'Bearer hook-secret'));
+    } finally {
+      server.close();
+    }
+  });
+
+  test('a listener that is not there: every delivery tried maxAttempts times, then failed', async () => {
+    const url = await listen(createServer());
+    await closeUrl(url);
+    const result = await postWebhooks({ file, url, ratePerSecond: 0, maxAttempts: 2, backoffMs: 1 });
+    assert.deepEqual(result, { delivered: 0, attempts: 8, failed: 4 });
+  });
+});
