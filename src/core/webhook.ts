@@ -178,15 +178,23 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
  * year or a month later is a new event, and a delivery Yotpo repeats the same day is the same one.
  */
 export function eventKey(identity: EventIdentity): string {
-  const { eventId } = identity;
+  return keyOf(identity.eventId, () => canonicalJson(identity.payload), identity.receivedOn);
+}
+
+function keyOf(eventId: string | undefined, canonicalPayload: () => string, receivedOn: string | undefined): string {
   if (eventId !== undefined) {
     return PLAIN_EVENT_ID.test(eventId) ? `${EVENT_KEY_FORMAT.eventId}:${eventId}` : `${EVENT_KEY_FORMAT.eventId}#${sha256(eventId)}`;
   }
-  return `${EVENT_KEY_FORMAT.hash}:${hashIdentity(canonicalJson(identity.payload), identity.receivedOn)}`;
+  return `${EVENT_KEY_FORMAT.hash}:${hashIdentity(canonicalPayload(), receivedOn)}`;
 }
 
 function hashIdentity(canonicalPayload: string, receivedOn: string | undefined): string {
   return sha256(receivedOn === undefined ? canonicalPayload : `${canonicalPayload}\n${receivedOn}`);
+}
+
+/** The unversioned key of earlier versions: for an event timed by its payload, h1's hash without its prefix. */
+function previousKey(eventId: string | undefined, key: string, canonicalPayload: () => string): string {
+  return eventId === undefined ? key.slice(EVENT_KEY_FORMAT.hash.length + 1) : hashIdentity(canonicalPayload(), undefined);
 }
 
 const BY_TOPIC = new Map<string, EventNameRow>();
@@ -336,8 +344,9 @@ export function parseWebhookLine(text: string, options: ReplayOptions, warnings:
 
   // The fallback's date is never part of the key: the same file would look new every day.
   const receivedOn = timestampAt?.path === 'received_at' ? timestamp.slice(0, 10) : undefined;
-  const canonicalPayload = canonicalJson(payload);
-  const key = eventKey({ eventId, payload, receivedOn });
+  let canonical: string | undefined;
+  const canonicalPayload = () => (canonical ??= canonicalJson(payload));
+  const key = keyOf(eventId, canonicalPayload, receivedOn);
   return {
     kind: 'event',
     email,
@@ -346,7 +355,7 @@ export function parseWebhookLine(text: string, options: ReplayOptions, warnings:
     attributes,
     params,
     key,
-    previousKeys: receivedOn === undefined ? [hashIdentity(canonicalPayload, undefined)] : [],
+    previousKeys: receivedOn === undefined ? [previousKey(eventId, key, canonicalPayload)] : [],
     yotpoName,
   };
 }
