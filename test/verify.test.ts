@@ -3,10 +3,11 @@
 
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, describe, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runVerify, type VerifyDeps, type VerifyOptions } from '../src/commands/verify.js';
@@ -25,6 +26,7 @@ import {
 } from '../src/core/verify.js';
 import { AuthError } from '../src/errors.js';
 import { normaliseProfileAttributes, ProfilePacer, readProfile, type ProfileQuota } from '../src/insider/profile.js';
+import { AuditCsv, USER_COLUMNS, userRow } from '../src/io/csv.js';
 import { ApiClient, newRequestCounters } from '../src/io/http.js';
 import { DEFAULT_RETRY_POLICY } from '../src/io/retry.js';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../src/sandbox/index.js';
@@ -666,6 +668,29 @@ describe('runVerify against the sandbox', () => {
     assert.deepEqual(summary.attributes.yotpo_vip_tier_name, { matched: 0, differed: 0, missing: 3 });
     assert.deepEqual(summary.attributes.yotpo_point_balance, { matched: 3, differed: 0, missing: 0 });
     assert.match(io.err(), /cause: yotpo_vip_tier_name: missing in all 3 .*create it in InOne .*\(string\)/);
+  });
+
+  test('--from reads back an audit CSV written by the audit writer, formula guard and arrays included', async (t) => {
+    const sandbox = await withSandbox(t);
+    const guarded = users.map((user) => ({
+      ...user,
+      attributes: { ...user.attributes, yotpo_credit_balance: '-$5.00', yotpo_top_topics: ['=fit', 'size'] },
+    }));
+    await upsert(sandbox, guarded);
+    const dir = cwd();
+    const path = join(dir, 'backfill.csv');
+    const csv = new AuditCsv(path, USER_COLUMNS, new PassThrough());
+    for (const user of guarded) csv.write(userRow('sent', '', user.email, user.attributes, { source: 'loyalty' }));
+    csv.write(userRow('failed', 'HTTP 400', 'failed@example.com', { name: 'F' }, { source: 'loyalty' }));
+    await csv.close();
+    assert.match(readFileSync(path, 'utf8'), /'-\$5\.00/);
+    const io = captureIo(sandbox.env, dir);
+    const { exitCode, summary } = await runVerify({ ...base, from: path }, io, {});
+    assert.equal(exitCode, 0, io.err());
+    assert.ok(summary.mode === 'sample');
+    assert.equal(summary.checked, 3);
+    assert.deepEqual(summary.attributes.yotpo_credit_balance, { matched: 3, differed: 0, missing: 0 });
+    assert.deepEqual(summary.attributes.yotpo_top_topics, { matched: 3, differed: 0, missing: 0 });
   });
 
   test('a visibility delay: not visible yet (exit 1), then matched with --wait', async (t) => {
