@@ -527,6 +527,7 @@ describe('tailArchive', BOUNDED, () => {
     assert.deepEqual(await collect(dir, all[2]?.position), []);
     // A day file that is gone: the next day's lines are read from its start.
     assert.deepEqual(await collect(dir, { file: 'webhooks-2026-11-30.jsonl', offset: 99 }), all);
+    assert.deepEqual(await collect(dir, { file: 'webhooks-2026-12-01x.jsonl', offset: 99 }), all.slice(2), 'never a day before the recorded one');
     await assert.rejects(collect(dir, { file: 'webhooks-2026-12-01.jsonl', offset: 5 }), StoreError);
     await assert.rejects(collect(dir, { file: 'webhooks-2026-12-02.jsonl', offset: 10_000 }), StoreError);
   });

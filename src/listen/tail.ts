@@ -124,14 +124,20 @@ export async function* tailArchive(dir: string, from: ArchivePosition | undefine
   const { signal, follow, pollMs = 500, durable } = options;
   const waker = new Waker(dir, pollMs, signal, durable);
   try {
-    let current = from ? await startingFile(dir, from) : undefined;
-    let offset = current !== undefined && current === from?.file ? from.offset : 0;
-    if (current !== undefined && current === from?.file) await checkPosition(dir, from);
+    let current: string | undefined;
+    let offset = 0;
+    if (from && (await dayFiles(dir)).includes(from.file)) {
+      await checkPosition(dir, from);
+      current = from.file;
+      offset = from.offset;
+    }
 
     for (;;) {
       if (signal?.aborted) return;
       if (current === undefined) {
-        current = (await dayFiles(dir))[0];
+        // A recorded file that is gone was removed or never synced: its day (should it be written
+        // anew) and the later ones are read from their start, never the days before it.
+        current = (await dayFiles(dir)).find((name) => from === undefined || name >= from.file);
         offset = 0;
         if (current === undefined) {
           if (!follow) return;
@@ -174,12 +180,6 @@ export async function* tailArchive(dir: string, from: ArchivePosition | undefine
   } finally {
     waker.close();
   }
-}
-
-/** The file to start from: `from.file`, or the first later day when that one is gone. */
-async function startingFile(dir: string, from: ArchivePosition): Promise<string | undefined> {
-  const files = await dayFiles(dir);
-  return files.includes(from.file) ? from.file : files.find((name) => name > from.file);
 }
 
 /** A recorded position must be the end of a line within its file. */
