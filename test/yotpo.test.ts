@@ -487,3 +487,44 @@ describe('sandbox webhooks poster', () => {
     assert.deepEqual(result, { delivered: 0, attempts: 8, failed: 4 });
   });
 });
+
+describe('sandbox Yotpo modes at run time', () => {
+  test('POST /__sandbox/faults switches the hostile modes; Yotpo 429s carry ratelimit-reset, not Retry-After', async () => {
+    await withSandbox({ customers: 250, reviews: 0 }, async (sandbox) => {
+      const answer = await fetch(`${sandbox.url}/__sandbox/faults`, {
+        method: 'POST',
+        body: JSON.stringify({ loyaltyCursorFault: 'repeat', tokenTtl: 2, reviewsFault: 'hole', reviewsHoleAsks: 1 }),
+      });
+      const state = (await answer.json()) as Record<string, unknown>;
+      assert.deepEqual(
+        [state.loyaltyCursorFault, state.tokenTtl, state.reviewsFault, state.reviewsHoleAsks],
+        ['repeat', 2, 'hole', 1],
+      );
+      await assert.rejects(collect(recentCustomerPages(client('loyalty', sandbox.url))), stopsWith(/a second time/));
+      sandbox.setFaults({ loyaltyCursorFault: null, rateLimitRps: 1 });
+      const answers = await Promise.all(
+        [1, 2, 3].map(() => fetch(`${sandbox.url}/api/v2/customers/recent?per_page=1`, { headers: loyaltyHeaders(LOYALTY_CONFIG) })),
+      );
+      const limited = answers.filter((r) => r.status === 429);
+      assert.ok(limited.length > 0);
+      for (const r of limited) {
+        assert.equal(r.headers.get('retry-after'), null);
+        assert.equal(r.headers.get('ratelimit-reset'), '1');
+      }
+      await Promise.all(answers.map((r) => r.arrayBuffer()));
+    });
+  });
+
+  test('customers/all without last_seen_at is a 400, as public taps treat it', async () => {
+    await withSandbox({ customers: 5, reviews: 0 }, async (sandbox) => {
+      const headers = loyaltyHeaders(LOYALTY_CONFIG);
+      const without = await fetch(`${sandbox.url}/api/v2/customers/all?page=1&per_page=100`, { headers });
+      assert.deepEqual([without.status, await without.json()], [400, { error: 'last_seen_at is required' }]);
+      const garbled = await fetch(`${sandbox.url}/api/v2/customers/all?page=1&per_page=100&last_seen_at=yesterday`, { headers });
+      assert.equal(garbled.status, 400);
+      await garbled.arrayBuffer();
+      const iso = await fetch(`${sandbox.url}/api/v2/customers/all?page=1&per_page=100&last_seen_at=2000-01-01T00:00:00Z`, { headers });
+      assert.equal(((await iso.json()) as { customers: unknown[] }).customers.length, 5);
+    });
+  });
+});
