@@ -597,4 +597,14 @@ describe('tailArchive', BOUNDED, () => {
     await appended;
     assert.equal((await read()).length, 1);
   });
+
+  test('a rejected archived line is kept in rejects.jsonl with its archive position', async (t) => {
+    const dir = tempDir(t);
+    const writer = new ArchiveWriter({ dir });
+    t.after(() => writer.close());
+    const archive = { file: 'webhooks-2026-12-01.jsonl', offset: 120 };
+    await writer.appendReject({ received_at: '2026-12-01T10:00:00.000Z', reason: 'no email', raw: '{"topic":"x"}', archive });
+    assert.deepEqual(rejectLines(dir), [{ received_at: '2026-12-01T10:00:00.000Z', reason: 'no email', raw: '{"topic":"x"}', archive }]);
+    assert.equal(writer.stats.rejects, 1);
+  });
 });

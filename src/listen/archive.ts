@@ -17,12 +17,22 @@ export interface ArchiveEnvelope {
   body: Record<string, unknown>;
 }
 
+/** Where a line of the archive ends: what a reader records to continue after it. */
+export interface ArchivePosition {
+  /** A day file's basename (`webhooks-YYYY-MM-DD.jsonl`). */
+  file: string;
+  /** The byte offset just after the line. */
+  offset: number;
+}
+
 /** A delivery (or an archived line) that is not an event: kept in `<dir>/rejects.jsonl`. */
 export interface RejectEntry {
   received_at: string;
   reason: string;
   /** What was received, cut to REJECT_RAW_MAX characters. */
   raw: string;
+  /** For an archived line that replay rejects: the position after it, written as `archive`. */
+  archive?: ArchivePosition;
 }
 
 export const REJECTS_FILE = 'rejects.jsonl';
@@ -144,6 +154,7 @@ export class ArchiveWriter implements ArchiveProgress {
       raw: cut ? entry.raw.slice(0, REJECT_RAW_MAX) : entry.raw,
     };
     if (cut) line['raw_truncated_from'] = entry.raw.length;
+    if (entry.archive) line['archive'] = { file: entry.archive.file, offset: entry.archive.offset };
     return this.enqueue(REJECTS_FILE, `${JSON.stringify(line)}\n`, 'reject');
   }
 

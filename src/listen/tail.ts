@@ -5,14 +5,9 @@
 import { watch, type FSWatcher, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError } from '../errors.js';
-import { isDayFile, type ArchiveProgress } from './archive.js';
+import { isDayFile, type ArchivePosition, type ArchiveProgress } from './archive.js';
 
-export interface ArchivePosition {
-  /** A day file's basename (`webhooks-YYYY-MM-DD.jsonl`). */
-  file: string;
-  /** The byte offset just after the line. */
-  offset: number;
-}
+export type { ArchivePosition };
 
 export interface ArchiveLine {
   position: ArchivePosition;
