@@ -506,14 +506,6 @@ describe('event identity (MAPPING §5)', () => {
     assert.match(keyOf({ ...earned(), headers: { eventid: 'x' } }), HASH_KEY, 'only an envelope carries headers');
   });
 
-  test('previousKeys: the unversioned key earlier versions recorded, except for events the received_at date times', () => {
-    const timedByPayload = eventAt(1);
-    assert.deepEqual(timedByPayload.previousKeys, [timedByPayload.key.slice('h1:'.length)]);
-    assert.deepEqual(asEvent(parseObject(delivery('2026-11-14T08:00:00Z', untimed('swell/customer/birthday')))).previousKeys, []);
-    const withId = asEvent(parseObject(delivery('2026-11-14T08:00:00Z', earned(), { eventid: 'evt_9' })));
-    assert.deepEqual(withId.previousKeys, [eventKey({ payload: earned() }).slice(3)]);
-  });
-
   test('the fixture keys follow the rule: received_at-timed lines carry their date', () => {
     const line15 = JSON.parse(byLine.get(15)!.text);
     assert.equal(eventAt(15).key, eventKey({ payload: line15.payload, receivedOn: '2026-09-15' }));

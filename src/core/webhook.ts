@@ -54,13 +54,6 @@ export type ParsedLine =
       params: FlatAttributes;
       /** The ledger key (MAPPING §5 event identity): see eventKey. */
       key: string;
-      /**
-       * The keys earlier versions of the tool recorded for this same event (an unprefixed sha256 of
-       * the canonical payload), so a ledger written before keys were versioned still recognises it.
-       * Empty when the envelope's received_at timed the event: the old key ignored that date, so it
-       * would also match last year's identical birthday.
-       */
-      previousKeys: readonly string[];
       yotpoName: string;
     }
   | { kind: 'skipped'; reason: string; email?: string; yotpoName: string }
@@ -190,11 +183,6 @@ function keyOf(eventId: string | undefined, canonicalPayload: () => string, rece
 
 function hashIdentity(canonicalPayload: string, receivedOn: string | undefined): string {
   return sha256(receivedOn === undefined ? canonicalPayload : `${canonicalPayload}\n${receivedOn}`);
-}
-
-/** The unversioned key of earlier versions: for an event timed by its payload, h1's hash without its prefix. */
-function previousKey(eventId: string | undefined, key: string, canonicalPayload: () => string): string {
-  return eventId === undefined ? key.slice(EVENT_KEY_FORMAT.hash.length + 1) : hashIdentity(canonicalPayload(), undefined);
 }
 
 const BY_TOPIC = new Map<string, EventNameRow>();
@@ -344,9 +332,7 @@ export function parseWebhookLine(text: string, options: ReplayOptions, warnings:
 
   // The fallback's date is never part of the key: the same file would look new every day.
   const receivedOn = timestampAt?.path === 'received_at' ? timestamp.slice(0, 10) : undefined;
-  let canonical: string | undefined;
-  const canonicalPayload = () => (canonical ??= canonicalJson(payload));
-  const key = keyOf(eventId, canonicalPayload, receivedOn);
+  const key = keyOf(eventId, () => canonicalJson(payload), receivedOn);
   return {
     kind: 'event',
     email,
@@ -355,7 +341,6 @@ export function parseWebhookLine(text: string, options: ReplayOptions, warnings:
     attributes,
     params,
     key,
-    previousKeys: receivedOn === undefined ? [previousKey(eventId, key, canonicalPayload)] : [],
     yotpoName,
   };
 }
