@@ -22,10 +22,11 @@ export const PROBE_EMAIL = 'yotpo-insider-doctor-probe@example.invalid';
 function failureOf(error: unknown): ProbeResult {
   const detail = error instanceof Error ? error.message : String(error);
   if (error instanceof AuthError) return { status: 'rejected', detail };
-  if (error instanceof UnavailableError) return { status: 'unreachable', detail };
-  // A network failure the client does not retry (e.g. a malformed URL) has no status.
-  if (error instanceof ApiError && error.status === null) return { status: 'unreachable', detail };
-  if (error instanceof ApiError) return { status: 'unexpected', detail };
+  // No status: no answer at all (refused, timed out, a name that does not resolve); a status
+  // after every retry (5xx, 429) is an answer, just not one that can be used.
+  if (error instanceof UnavailableError || error instanceof ApiError) {
+    return { status: error.status === null ? 'unreachable' : 'unexpected', detail };
+  }
   throw error;
 }
 
