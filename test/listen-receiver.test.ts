@@ -534,7 +534,7 @@ describe('tailArchive', BOUNDED, () => {
 
   test('a partial last line is not yielded; a torn line followed by a later day is', async (t) => {
     const dir = tempDir(t);
-    writeFileSync(join(dir, 'webhooks-2026-12-01.jsonl'), `${envelope('2026-12-01', 1)}\n{"received_at":"2026-12-01T1`);
+    writeFileSync(join(dir, 'webhooks-2026-12-01.jsonl'), `${envelope('2026-12-01', 1)}\n\n{"received_at":"2026-12-01T1`);
     assert.deepEqual(
       (await collect(dir, undefined)).map((line) => line.line),
       [envelope('2026-12-01', 1)],

@@ -159,9 +159,10 @@ export async function* tailArchive(dir: string, from: ArchivePosition | undefine
         const size = (await sizeOf(join(dir, file))) ?? offset;
         if (size === read.end) {
           if (size > offset) {
-            const torn = await readRange(join(dir, file), offset, size);
+            const rest = await readRange(join(dir, file), offset, size);
+            const torn = stripCr(rest.slice(rest.lastIndexOf('\n') + 1));
             offset = size;
-            if (torn.trim() !== '') yield { position: { file, offset }, line: stripCr(torn) };
+            if (torn.trim() !== '') yield { position: { file, offset }, line: torn };
           }
           current = next;
           offset = 0;
