@@ -212,6 +212,7 @@ describe('accepting deliveries', BOUNDED, () => {
     const { archiveDir, webhook, receiver } = await setup(t, { token: TOKEN });
     const long = `{"x":"${'y'.repeat(REJECT_RAW_MAX + 500)}"`;
     const bodies: [string, string][] = [
+      [`{"token": ${TOKEN}}`, 'invalid json'],
       ['{"topic": "swell/redemption/created"', 'invalid json'],
       ['[1,2,3]', 'not an object'],
       ['null', 'not an object'],
@@ -231,10 +232,12 @@ describe('accepting deliveries', BOUNDED, () => {
     for (const [index, line] of rejects.entries()) {
       assert.match(String(line['received_at']), /^\d{4}-\d{2}-\d{2}T/);
       assert.ok(!('headers' in line));
-      if (index < bodies.length - 1) assert.equal(line['raw'], bodies[index]?.[0]);
+      assert.equal(typeof line['detail'], 'string');
+      if (index > 0 && index < bodies.length - 1) assert.equal(line['raw'], bodies[index]?.[0]);
     }
     assert.equal(String(rejects.at(-1)?.['raw']).length, REJECT_RAW_MAX, 'a long body is cut');
     assert.equal(rejects.at(-1)?.['raw_truncated_from'], long.length);
+    assert.equal(rejects[0]?.['raw'], '{"token": [REDACTED]}', 'a token in a refused body is masked');
     assert.equal(mode(join(archiveDir, 'rejects.jsonl')), 0o600);
     assert.ok(!archiveText(archiveDir).includes(TOKEN));
     assert.equal(receiver.stats.rejected, bodies.length);

@@ -28,7 +28,10 @@ export interface ArchivePosition {
 /** A delivery (or an archived line) that is not an event: kept in `<dir>/rejects.jsonl`. */
 export interface RejectEntry {
   received_at: string;
+  /** One of replay's reasons (SPEC §4): `invalid json`, `not an object`, … */
   reason: string;
+  /** What exactly is wrong, for the operator. */
+  detail?: string;
   /** What was received, cut to REJECT_RAW_MAX characters. */
   raw: string;
   /** For an archived line that replay rejects: the position after it, written as `archive`. */
@@ -151,6 +154,7 @@ export class ArchiveWriter implements ArchiveProgress {
     const line: Record<string, unknown> = {
       received_at: entry.received_at,
       reason: entry.reason,
+      ...(entry.detail === undefined ? {} : { detail: entry.detail.slice(0, REJECT_RAW_MAX) }),
       raw: cut ? entry.raw.slice(0, REJECT_RAW_MAX) : entry.raw,
     };
     if (cut) line['raw_truncated_from'] = entry.raw.length;

@@ -213,9 +213,9 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
   let closing = false;
 
   /** A refused body kept in the rejects file, with the token (should it be in the body) masked. */
-  const keepRejected = async (reason: string, raw: string): Promise<void> => {
-    const masked = token === undefined ? raw : raw.split(token).join('[REDACTED]');
-    await rejects({ received_at: now().toISOString(), reason, raw: masked });
+  const mask = (text: string) => (token === undefined ? text : text.split(token).join('[REDACTED]'));
+  const keepRejected = async (reason: string, detail: string, raw: string): Promise<void> => {
+    await rejects({ received_at: now().toISOString(), reason, detail: mask(detail), raw: mask(raw) });
   };
 
   async function receive(request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {
@@ -236,7 +236,7 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
     const parsed = parseBody(text);
     try {
       if (!parsed.ok) {
-        await keepRejected(parsed.reason, text);
+        await keepRejected(parsed.reason, parsed.detail, text);
         stats.rejected += 1;
         sendJson(response, 400, { ok: false, error: parsed.reason });
         return;
