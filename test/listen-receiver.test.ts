@@ -396,16 +396,25 @@ describe('durable before acknowledged', BOUNDED, () => {
     );
   });
 
-  test('a day file that cannot be opened answers 503, and so does a rejects file that cannot be', async (t) => {
+  test('a day file that cannot be opened answers 503 to deliveries; a rejects file that cannot be, to malformed ones only', async (t) => {
     const now = new Date('2026-12-01T12:00:00.000Z');
     const { webhook, writer, archiveDir } = await setup(t, { now: () => now });
-    // A folder where the day's file should be: the open fails for any user, root included.
-    mkdirSync(join(archiveDir, 'webhooks-2026-12-01.jsonl'));
+    // A folder where a file should be: the open fails for any user, root included.
     mkdirSync(join(archiveDir, 'rejects.jsonl'));
-    assert.equal((await send(webhook, JSON.stringify(payload(1)))).status, 503);
-    assert.equal((await send(webhook, '[not json')).status, 503);
-    assert.ok(writer.failingSince);
-    assert.equal(writer.stats.archived, 0);
+    const together = await Promise.all([send(webhook, '[not json'), send(webhook, JSON.stringify(payload(1)))]);
+    assert.deepEqual(
+      together.map((answer) => answer.status),
+      [503, 200],
+    );
+    assert.equal(writer.failingSince, undefined, 'deliveries are still archived');
+
+    now.setUTCDate(2);
+    mkdirSync(join(archiveDir, 'webhooks-2026-12-02.jsonl'));
+    assert.equal((await send(webhook, JSON.stringify(payload(2)))).status, 503);
+    const failingSince = (): Date | undefined => writer.failingSince;
+    assert.ok(failingSince() instanceof Date);
+    assert.equal(writer.stats.archived, 1);
+    assert.equal(writer.stats.failed, 2);
   });
 
   test('a delivery after UTC midnight goes to the next day file', async (t) => {

@@ -202,66 +202,94 @@ export class ArchiveWriter implements ArchiveProgress {
     this.flushing = undefined;
   }
 
+  /**
+   * Writes a group (one write per file, its lines in the order they came), fsyncs it, then settles
+   * it. Each file succeeds or fails on its own, so a broken rejects file never refuses deliveries.
+   */
   private async commit(group: Pending[]): Promise<void> {
-    const touched = new Map<string, { file: OpenFile; lengthBefore: number }>();
-    let failure: unknown;
-    try {
-      // One write per file: the group's lines in the order they came.
-      const byFile = new Map<string, Buffer[]>();
-      for (const item of group) {
-        const lines = byFile.get(item.file);
-        if (lines) lines.push(item.bytes);
-        else byFile.set(item.file, [item.bytes]);
-      }
-      for (const [name, lines] of byFile) {
-        const file = this.openFile(name);
-        touched.set(name, { file, lengthBefore: file.length });
-        const bytes = Buffer.concat(lines);
+    const byFile = new Map<string, Pending[]>();
+    for (const item of group) {
+      const items = byFile.get(item.file);
+      if (items) items.push(item);
+      else byFile.set(item.file, [item]);
+    }
+    const written = new Map<string, { file: OpenFile; lengthBefore: number }>();
+    const failures = new Map<string, unknown>();
+    for (const [name, items] of byFile) {
+      let file: OpenFile | undefined;
+      let lengthBefore = 0;
+      try {
+        file = this.openFile(name);
+        lengthBefore = file.length;
+        const bytes = Buffer.concat(items.map((item) => item.bytes));
         writeAll(file.fd, bytes);
         file.length += bytes.length;
+        written.set(name, { file, lengthBefore });
+      } catch (error) {
+        failures.set(name, error);
+        if (file) this.discard(name, file, lengthBefore);
       }
-      this.stats.fsyncs += 1;
+    }
+
+    this.stats.fsyncs += 1;
+    try {
       await this.beforeFsync?.({ appends: group.length });
-      for (const { file } of touched.values()) await syncData(file.fd);
     } catch (error) {
-      failure = error;
+      for (const name of written.keys()) failures.set(name, error);
+    }
+    for (const [name, { file, lengthBefore }] of written) {
+      if (failures.has(name)) {
+        this.discard(name, file, lengthBefore);
+        continue;
+      }
+      try {
+        await syncData(file.fd);
+        file.committed = file.length;
+      } catch (error) {
+        failures.set(name, error);
+        this.discard(name, file, lengthBefore);
+      }
     }
 
-    if (failure === undefined) {
-      for (const { file } of touched.values()) file.committed = file.length;
-      this.failing = undefined;
-      this.closeOtherDays(group);
-      for (const item of group) {
-        if (item.kind === 'envelope') this.stats.archived += 1;
-        else this.stats.rejects += 1;
-      }
-      await this.afterFsync?.({ appends: group.length });
-      for (const item of group) item.resolve();
-      for (const listener of this.listeners) listener();
-      return;
+    // failingSince is about deliveries: a broken rejects file fails only the rejects.
+    const days = [...byFile.keys()].filter((name) => name !== REJECTS_FILE);
+    if (days.some((name) => failures.has(name))) this.failing ??= new Date();
+    else if (days.length > 0) this.failing = undefined;
+    if (failures.size === 0) this.closeOtherDays(group);
+    for (const item of group) {
+      if (failures.has(item.file)) this.stats.failed += 1;
+      else if (item.kind === 'envelope') this.stats.archived += 1;
+      else this.stats.rejects += 1;
     }
-
-    // The group's lines are answered 503 (Yotpo sends them again): take their bytes back out, so
-    // the archive never holds a delivery that was refused, and reopen the file afresh next time
-    // (after a failed fsync the kernel may have dropped the pages it could not write).
-    for (const [name, { file, lengthBefore }] of touched) {
-      try {
-        ftruncateSync(file.fd, lengthBefore);
-      } catch {
-        // The next open finishes a torn last line, so a later line is never glued to it.
-      }
-      this.files.delete(name);
-      try {
-        closeSync(file.fd);
-      } catch {
-        // Already unusable.
-      }
-    }
-    this.failing ??= new Date();
-    this.stats.failed += group.length;
-    const error = new LocalFileError(`cannot write the webhook archive ${this.dir}: ${describe(failure)}`);
     await this.afterFsync?.({ appends: group.length });
-    for (const item of group) item.reject(error);
+    for (const [name, items] of byFile) {
+      const failure = failures.get(name);
+      const error = failure === undefined ? undefined : new LocalFileError(`cannot write the webhook archive ${join(this.dir, name)}: ${describe(failure)}`);
+      for (const item of items) {
+        if (error) item.reject(error);
+        else item.resolve();
+      }
+    }
+    if (written.size > failures.size) for (const listener of this.listeners) listener();
+  }
+
+  /**
+   * The lines of a failed write are answered 503 (Yotpo sends them again): their bytes are taken
+   * back out, so the archive never holds a refused delivery, and the file is reopened afresh next
+   * time (after a failed fsync the kernel may have dropped the pages it could not write).
+   */
+  private discard(name: string, file: OpenFile, lengthBefore: number): void {
+    try {
+      ftruncateSync(file.fd, lengthBefore);
+    } catch {
+      // The next open ends a torn last line, so a later line is never glued to it.
+    }
+    this.files.delete(name);
+    try {
+      closeSync(file.fd);
+    } catch {
+      // Already unusable.
+    }
   }
 
   private openFile(basename: string): OpenFile {
