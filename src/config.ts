@@ -27,6 +27,8 @@ export interface Config {
   loyalty?: LoyaltyConfig;
   reviews?: ReviewsConfig;
   insider?: InsiderConfig;
+  /** `YOTPO_WEBHOOK_TOKEN`: the shared secret `listen` accepts deliveries with. */
+  webhookToken?: string;
 }
 
 const DEFAULT_URLS = {
@@ -59,6 +61,7 @@ const EnvSchema = z.object({
   YOTPO_API_SECRET: credential.optional(),
   INSIDER_PARTNER_NAME: credential.optional(),
   INSIDER_API_KEY: credential.optional(),
+  YOTPO_WEBHOOK_TOKEN: credential.optional(),
 });
 
 const ENV_LINE = /^\s*(?:#.*|(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=.*|)$/;
@@ -73,6 +76,8 @@ export function readEnvFile(cwd: string): Record<string, string> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
     throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
   }
+  // An editor's byte-order mark would otherwise glue itself to the first variable's name.
+  if (text.startsWith('\uFEFF')) text = text.slice(1);
   // Quoted values may span lines, so only the lines outside quotes are checked.
   let inQuote: string | undefined;
   text.split(/\r?\n/).forEach((line, index) => {
@@ -114,8 +119,8 @@ export function loadConfig(needs: readonly ApiName[], sources: ConfigSources): C
       `missing ${missing.length === 1 ? 'variable' : 'variables'} ${missing.join(', ')} (set them in the environment or in .env)`,
     );
   }
-  // Every credential is kept out of output (matched in any letter case: the partner name is sent lower-cased).
-  for (const name of Object.values(CREDENTIALS).flat()) registerSecret(env[name as keyof typeof env]);
+  // Every secret is kept out of output. The partner name is an identifier, shown as it is (SPEC §2).
+  for (const name of SECRETS) registerSecret(env[name]);
 
   const config: Config = {};
   if (env.YOTPO_LOYALTY_API_KEY && env.YOTPO_LOYALTY_GUID) {
@@ -131,8 +136,11 @@ export function loadConfig(needs: readonly ApiName[], sources: ConfigSources): C
       apiKey: env.INSIDER_API_KEY,
     };
   }
+  if (env.YOTPO_WEBHOOK_TOKEN) config.webhookToken = env.YOTPO_WEBHOOK_TOKEN;
   return config;
 }
+
+const SECRETS = ['YOTPO_LOYALTY_API_KEY', 'YOTPO_LOYALTY_GUID', 'YOTPO_API_SECRET', 'INSIDER_API_KEY', 'YOTPO_WEBHOOK_TOKEN'] as const;
 
 function definedOnly(env: NodeJS.ProcessEnv): Record<string, string> {
   const result: Record<string, string> = {};

@@ -16,7 +16,12 @@ export interface CapturedIo extends Io {
   err(): string;
 }
 
+/**
+ * The state store of a test lives in its working folder, never in the real home: unless the test
+ * names one, YOTPO_INSIDER_STATE_DIR points inside `cwd`.
+ */
 export function captureIo(env: Record<string, string>, cwd = workdir()): CapturedIo {
+  env = { YOTPO_INSIDER_STATE_DIR: join(cwd, '.state'), ...env };
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let out = '';
@@ -111,13 +116,14 @@ export interface ProcessResult {
   stderr: string;
 }
 
-/** Runs `node <args>` to its end, capturing its output. */
+/** Runs `node <args>` to its end, capturing its output; its state store lives in its working folder. */
 export function runNode(
   args: string[],
   options: { cwd?: string; env: Record<string, string | undefined>; stdin?: string | Buffer },
 ): Promise<ProcessResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: options.cwd, env: options.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const env = { YOTPO_INSIDER_STATE_DIR: join(options.cwd ?? tmpdir(), '.state'), ...options.env };
+    const child = spawn(process.execPath, args, { cwd: options.cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));

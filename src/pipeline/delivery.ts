@@ -1,93 +1,102 @@
-// The sink every command shares: users are batched, uploaded (or, in a dry run, only counted),
-// and each user's outcome is routed to the failed file, the audit CSV and the caller's bookkeeping.
+// The sink of every run: users are batched (≤ batch size, ≤ Insider's byte limit), uploaded with
+// at most `concurrency` requests in flight (p-limit is the one bound), and each user's outcome is
+// handed back in batch order. A dry run takes the same path; only the POST is skipped.
 
-import type { JsonlWriter, FailedRecord } from '../io/jsonl.js';
+import pLimit from 'p-limit';
 import { Batcher, INSIDER_MAX_USERS, toBatchItem, type BatchItem } from '../core/batcher.js';
-import type { InsiderUser } from '../core/transform.js';
-import { redact } from '../io/redact.js';
-import type { ApiClient } from '../io/http.js';
-import { Uploader, type Outcome } from './uploader.js';
+import { uploadBatch, type UploadSettings, type UserOutcome } from '../insider/upload.js';
+import type { SendItem } from './items.js';
 
-export interface DeliveryOptions<Tag> {
-  insider?: ApiClient;
+export interface DeliverySettings extends UploadSettings {
   concurrency: number;
   batchSize: number;
-  skipHook: boolean;
-  failedFile: JsonlWriter<FailedRecord>;
-  /** Called once per user with its outcome, after the failed file has it; not after wrapUp gave up. */
-  onOutcome: (item: BatchItem<Tag>, outcome: Outcome) => void;
-  maxBytes?: number;
-  /** Extra fields for the user's failed-file line (replay adds its event keys). */
-  failedExtra?: (tag: Tag) => Record<string, unknown>;
-  /**
-   * Called for every outcome, first, even one that arrives after wrapUp stopped waiting (when the
-   * run's files are closed): for what must never miss a delivery, the replay ledger.
-   */
-  recordDelivery?: (item: BatchItem<Tag>, outcome: Outcome) => void;
 }
 
+/** Called once per answered batch with each user's outcome; what it throws stops the run. */
+export type BatchOutcomes<Tag> = (items: readonly BatchItem<SendItem<Tag>>[], outcomes: readonly UserOutcome[]) => Promise<void>;
+
 export class Delivery<Tag> {
-  private readonly batcher: Batcher<Tag>;
-  private readonly uploader: Uploader<Tag>;
-  /** Set when wrapUp gave up waiting: outcomes arriving later are ignored (their files are closed). */
-  private closed = false;
+  private readonly batcher: Batcher<SendItem<Tag>>;
+  private readonly limit;
+  private readonly running = new Set<Promise<void>>();
+  /** The error that stops the run (credentials, Insider unavailable, a full disk); set once. */
+  fatal: Error | undefined;
+  /** Set when the wrap-up stopped waiting: answers arriving later are not routed (outputs are closed). */
+  private abandoned = false;
 
-  constructor(options: DeliveryOptions<Tag>) {
-    this.batcher = new Batcher<Tag>(Math.min(options.batchSize, INSIDER_MAX_USERS), options.maxBytes);
-    this.uploader = new Uploader<Tag>({
-      ...(options.insider ? { client: options.insider } : {}),
-      concurrency: options.concurrency,
-      skipHook: options.skipHook,
-      ...(options.maxBytes ? { maxBytes: options.maxBytes } : {}),
-      onOutcome: (item, outcome) => {
-        // Otherwise unrecorded, such a user stays unconfirmed, so a resume sends it again: nothing
-        // is lost, and upserting a user twice is harmless (sending an event twice is not).
-        options.recordDelivery?.(item, outcome);
-        if (this.closed) return;
-        if (outcome.status === 'failed') {
-          options.failedFile.write({
-            user: item.user,
-            error: redact(outcome.error),
-            status: outcome.httpStatus,
-            attempts: outcome.attempts,
-            ...(outcome.uncertain ? { delivery_uncertain: true } : {}),
-            ...options.failedExtra?.(item.tag),
-          });
-        }
-        options.onOutcome(item, outcome);
-      },
-    });
+  constructor(
+    private readonly settings: DeliverySettings,
+    private readonly onOutcomes: BatchOutcomes<Tag>,
+    private readonly onFatal: (error: Error) => void,
+    /** Answers that arrive after the wrap-up gave up: only what must never be missed (the ledger). */
+    private readonly onLateOutcomes: BatchOutcomes<Tag>,
+  ) {
+    this.batcher = new Batcher(Math.min(settings.batchSize, INSIDER_MAX_USERS), settings.maxBytes);
+    this.limit = pLimit(settings.concurrency);
   }
 
-  /** The error that stopped uploads (auth rejected, Insider unavailable), if any. */
-  get fatal(): Error | undefined {
-    return this.uploader.fatal;
+  /** Queues a user; waits while every upload slot is busy and one batch is already waiting. */
+  async add(item: SendItem<Tag>): Promise<void> {
+    if (this.fatal) throw this.fatal;
+    const batch = this.batcher.add(toBatchItem(item.user, item));
+    if (batch) await this.submit(batch.items);
   }
 
-  /** Queues a user; waits when `concurrency` requests are already in flight. */
-  async add(user: InsiderUser, tag: Tag): Promise<void> {
-    if (this.uploader.fatal) throw this.uploader.fatal;
-    const batch = this.batcher.add(toBatchItem(user, tag));
-    if (batch) await this.uploader.submit(batch);
-  }
-
-  /** Sends what is still batched and waits for every request in flight. */
+  /** Sends what is batched and waits for every upload. */
   async finish(): Promise<void> {
     const batch = this.batcher.flush();
-    if (batch && !this.uploader.fatal) await this.uploader.submit(batch);
-    await this.uploader.drain();
-    if (this.uploader.fatal) throw this.uploader.fatal;
+    if (batch && !this.fatal) await this.submit(batch.items);
+    await this.drain();
+    if (this.fatal) throw this.fatal;
   }
 
   /**
-   * Stopping early. Interrupted: what is batched is still sent, so every record read so far is
-   * settled and a resume repeats nothing. Stopped by an error: only requests in flight finish.
-   * Either way the wait is bounded; past it the state holds the last confirmed position.
+   * Stopping early. Interrupted: what is batched is still sent, so everything read so far is
+   * settled. Stopped by an error: only uploads in flight finish. Either way the wait is bounded.
    */
   async wrapUp(interrupted: boolean, graceMs = 10_000): Promise<void> {
-    const settled = interrupted ? this.finish() : this.uploader.drain();
-    const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
-    await Promise.race([settled.catch(() => undefined), timer]);
-    this.closed = true;
+    const settled = interrupted ? this.finish() : this.drain();
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+    await Promise.race([settled.catch(() => undefined), bound]);
+    clearTimeout(timer);
+    this.abandoned = true;
+  }
+
+  private async submit(items: BatchItem<SendItem<Tag>>[]): Promise<void> {
+    const task: Promise<void> = this.limit(() => this.upload(items)).finally(() => this.running.delete(task));
+    this.running.add(task);
+    // Backpressure from p-limit's own queue: a no-op queued behind the batches runs only once a slot is free.
+    if (this.limit.pendingCount > 0) await this.limit(() => undefined);
+  }
+
+  private async drain(): Promise<void> {
+    while (this.running.size > 0) await Promise.all([...this.running]);
+  }
+
+  private async upload(items: BatchItem<SendItem<Tag>>[]): Promise<void> {
+    if (this.fatal) {
+      // The run is stopping: this batch was never sent; its users stay unconfirmed for a resume.
+      const outcomes = items.map((): UserOutcome => ({ status: 'unsent', error: this.fatal!.message }));
+      await this.route(items, outcomes);
+      return;
+    }
+    const result = await uploadBatch(items, this.settings);
+    if (result.fatal) this.stop(result.fatal);
+    await this.route(items, result.outcomes);
+  }
+
+  private async route(items: BatchItem<SendItem<Tag>>[], outcomes: readonly UserOutcome[]): Promise<void> {
+    try {
+      await (this.abandoned ? this.onLateOutcomes : this.onOutcomes)(items, outcomes);
+    } catch (error) {
+      this.stop(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  private stop(error: Error): void {
+    if (this.fatal) return;
+    this.fatal = error;
+    this.onFatal(error);
   }
 }

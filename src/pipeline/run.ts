@@ -1,77 +1,35 @@
-// What backfill, replay and retry share: their common options, the clients they build, the
-// upload sink (Insider, failed file, audit CSV) and how a run ends (summary, exit code).
+// What the run pipeline builds for every command: its API clients, its output files (audit CSV,
+// failed file, rejects file) and how a run ends (summary, exit code, the hints an operator needs).
 
 import { resolve } from 'node:path';
 import type { Config } from '../config.js';
 import { AuthError, EXIT, exitCodeOf, InterruptedError, type ApiName } from '../errors.js';
-import { AuditCsv, type AuditStatus } from '../io/csv.js';
-import { JsonlWriter, type FailedRecord } from '../io/jsonl.js';
-import type { Outcome } from './uploader.js';
-import { ApiClient, newRequestCounters, type RequestCounters } from '../io/http.js';
-import { Reporter, type Io } from './report.js';
+import { insiderHeaders } from '../insider/headers.js';
+import { AuditCsv } from '../io/csv.js';
 import { assertWritable } from '../io/files.js';
+import { ApiClient, newRequestCounters, type RequestCounters } from '../io/http.js';
+import { JsonlWriter } from '../io/jsonl.js';
+import { redact } from '../io/redact.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../io/retry.js';
-import { copyRequestCounters, formatSummary, outcomeExitCode, type RunSummary } from './summary.js';
+import type { CommonOptions } from '../options.js';
 import { loyaltyHeaders } from '../yotpo/loyalty.js';
+import type { Reporter, Io } from './report.js';
+import { copyRequestCounters, formatSummary, outcomeExitCode, type RunCommand, type RunSummary } from './summary.js';
 
-export interface CommonOptions {
-  dryRun: boolean;
-  out?: string;
-  concurrency: number;
-  batchSize: number;
-  insiderRps: number;
-  failed?: string;
-  state: string;
-  json: boolean;
-  quiet: boolean;
-  verbose: boolean;
-  triggerJourneys: boolean;
-  /** `--max-retry-after` in seconds. */
-  maxRetryAfter: number;
-  /** Attempts per request, the first included. */
-  maxAttempts: number;
-  /** Per-request timeout. */
-  timeoutMs: number;
-  /** First backoff ceiling; tests shorten it. */
-  retryBaseMs: number;
-  /** Insider's request-size limit; tests lower it to exercise the split. */
-  maxRequestBytes: number;
-}
+export type { CommonOptions };
 
-export const COMMON_DEFAULTS: CommonOptions = {
-  dryRun: false,
-  concurrency: 4,
-  batchSize: 500,
-  insiderRps: 50,
-  state: '.yotpo-insider/state.json',
-  json: false,
-  quiet: false,
-  verbose: false,
-  triggerJourneys: false,
-  maxRetryAfter: 60,
-  maxAttempts: DEFAULT_RETRY_POLICY.maxAttempts,
-  timeoutMs: 60_000,
-  retryBaseMs: DEFAULT_RETRY_POLICY.baseDelayMs,
-  maxRequestBytes: 5_000_000,
-};
-
-/** Controls a run from outside: the CLI aborts `signal` on SIGINT/SIGTERM. */
+/** Controls a run from outside: the CLI aborts `signal` on SIGINT/SIGTERM/SIGHUP. */
 export interface RunControl {
   signal?: AbortSignal;
 }
 
 /** `20261128T120000Z`: sortable, and safe in a file name on every OS. */
 export function fileTimestamp(date: Date): string {
-  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return date.toISOString().replace(/[-:]/g, '').replace(/\.(\d+)Z$/, '$1Z');
 }
 
-export function retryPolicy(options: CommonOptions): RetryPolicy {
-  return {
-    ...DEFAULT_RETRY_POLICY,
-    maxAttempts: options.maxAttempts,
-    baseDelayMs: options.retryBaseMs,
-    maxRetryAfterMs: options.maxRetryAfter * 1000,
-  };
+export function retryPolicy(options: Pick<CommonOptions, 'maxAttempts' | 'retryBaseMs' | 'maxRetryAfter'>): RetryPolicy {
+  return { ...DEFAULT_RETRY_POLICY, maxAttempts: options.maxAttempts, baseDelayMs: options.retryBaseMs, maxRetryAfterMs: options.maxRetryAfter * 1000 };
 }
 
 export interface Clients {
@@ -81,71 +39,81 @@ export interface Clients {
   insider?: ApiClient;
 }
 
+/**
+ * The clients a run uses. Yotpo requests stop with the run (`stop`); Insider uploads in flight may
+ * finish during the wrap-up. A dry run never builds the Insider upload client.
+ */
 export function makeClients(
   config: Config,
-  options: CommonOptions,
+  options: Pick<CommonOptions, 'maxAttempts' | 'retryBaseMs' | 'maxRetryAfter' | 'timeout' | 'insiderRps' | 'dryRun'>,
   rps: Partial<Record<ApiName, number>>,
   reporter: Reporter,
-  {
-    counters = newRequestCounters(),
-    stopLoyalty,
-    stopReviews,
-  }: {
-    counters?: RequestCounters;
-    /** Abort a Yotpo API's requests and their waits (an interrupt); Insider uploads in flight may finish. */
-    stopLoyalty?: AbortSignal | undefined;
-    stopReviews?: AbortSignal | undefined;
-  } = {},
+  stop?: AbortSignal,
 ): Clients {
-  const stoppable = (signal: AbortSignal | undefined) => (signal ? { signal } : {});
   const common = {
     retry: retryPolicy(options),
-    timeoutMs: options.timeoutMs,
-    counters,
+    timeoutMs: options.timeout,
+    counters: newRequestCounters(),
     ...(reporter.verboseEnabled ? { log: reporter.verbose } : {}),
   };
-  const clients: Clients = { counters };
+  const stoppable = stop ? { signal: stop } : {};
+  const clients: Clients = { counters: common.counters };
   if (config.loyalty && rps.loyalty !== undefined) {
-    clients.loyalty = new ApiClient({ ...common, api: 'loyalty', baseUrl: config.loyalty.url, headers: loyaltyHeaders(config.loyalty), rps: rps.loyalty, ...stoppable(stopLoyalty) });
+    clients.loyalty = new ApiClient({ ...common, ...stoppable, api: 'loyalty', baseUrl: config.loyalty.url, headers: loyaltyHeaders(config.loyalty), rps: rps.loyalty });
   }
   if (config.reviews && rps.reviews !== undefined) {
-    clients.reviews = new ApiClient({ ...common, api: 'reviews', baseUrl: config.reviews.url, headers: { accept: 'application/json' }, rps: rps.reviews, ...stoppable(stopReviews) });
+    clients.reviews = new ApiClient({ ...common, ...stoppable, api: 'reviews', baseUrl: config.reviews.url, headers: { accept: 'application/json' }, rps: rps.reviews });
   }
-  // A dry run never builds the Insider client: nothing can reach Insider.
   if (config.insider && !options.dryRun) {
-    clients.insider = new ApiClient({
-      ...common,
-      api: 'insider',
-      baseUrl: config.insider.url,
-      headers: {
-        'x-partner-name': config.insider.partnerName,
-        'x-request-token': config.insider.apiKey,
-        'content-type': 'application/json',
-        accept: 'application/json',
-      },
-      rps: options.insiderRps,
-    });
+    clients.insider = new ApiClient({ ...common, api: 'insider', baseUrl: config.insider.url, headers: insiderHeaders(config.insider), rps: options.insiderRps });
   }
   return clients;
 }
 
-/** What every command's Delivery takes from the common options. */
-export function deliverySettings(options: CommonOptions, clients: Clients, failedFile: JsonlWriter<FailedRecord>) {
-  return {
-    ...(clients.insider ? { insider: clients.insider } : {}),
-    concurrency: options.concurrency,
-    batchSize: options.batchSize,
-    maxBytes: options.maxRequestBytes,
-    // Historical data never fires a journey unless the operator asks for it.
-    skipHook: !options.triggerJourneys,
-    failedFile,
-  };
+export interface Outputs {
+  audit?: AuditCsv;
+  failed?: JsonlWriter<Record<string, unknown>>;
+  rejects?: JsonlWriter<{ line: number; reason: string; raw: string }>;
+  /** Recorded on every failed line, so a retry against another account is refused. */
+  account: { partner: string; url: string } | null;
 }
 
 /**
- * Closes a run's output files, every one even if one fails; the first that cannot be finished
- * (disk full) becomes the run's error unless it already has one, so the run still ends with a
- * summary and an exit code.
+ * The run's output files, checked before anything is sent (a folder, no permission, a symbolic
+ * link: exit 2) and created only when first written (the audit CSV at once).
+ */
+export function openOutputs(
+  command: RunCommand,
+  options: CommonOptions,
+  io: Io,
+  startedAt: Date,
+  columns: readonly string[],
+  insider: Config['insider'],
+  rejectsFile?: string,
+): Outputs {
+  const stamp = fileTimestamp(startedAt);
+  const failedPath = resolve(io.cwd, options.failed ?? `yotpo-insider-failed-${stamp}.jsonl`);
+  assertWritable(failedPath, 'the failed file');
+  const outputs: Outputs = {
+    failed: new JsonlWriter(failedPath),
+    account: insider ? { partner: insider.partnerName, url: insider.url } : null,
+  };
+  if (rejectsFile !== undefined) {
+    const rejectsPath = resolve(io.cwd, rejectsFile);
+    assertWritable(rejectsPath, 'the rejects file');
+    outputs.rejects = new JsonlWriter(rejectsPath);
+  }
+  if (options.dryRun || options.out) {
+    const path = options.out === '-' ? '-' : resolve(io.cwd, options.out ?? `yotpo-insider-${command}-${stamp}.csv`);
+    if (path !== '-') assertWritable(path, 'the audit CSV');
+    outputs.audit = new AuditCsv(path, columns, io.stdout, { excel: options.excel });
+  }
+  return outputs;
+}
+
+/**
+ * Closes output files, every one even if one fails; the first that cannot be finished (disk full)
+ * becomes the run's error unless it already has one, so the run still ends with a summary.
  */
 export async function closeOutputs(error: unknown, ...files: ({ close(): Promise<void> } | undefined)[]): Promise<unknown> {
   for (const file of files) {
@@ -158,66 +126,61 @@ export async function closeOutputs(error: unknown, ...files: ({ close(): Promise
   return error;
 }
 
-/** The audit CSV of a run: with --dry-run (default name) or --out; none otherwise. */
-export function auditFor(
-  command: RunSummary['command'],
-  options: Pick<CommonOptions, 'dryRun' | 'out'>,
-  io: Io,
-  startedAt: Date,
-  columns: readonly string[],
-): AuditCsv | undefined {
-  if (!options.dryRun && !options.out) return undefined;
-  const path = options.out === '-' ? '-' : resolve(io.cwd, options.out ?? `yotpo-insider-${command}-${fileTimestamp(startedAt)}.csv`);
-  if (path !== '-') assertWritable(path, 'the audit CSV');
-  return new AuditCsv(path, columns, io.stdout);
-}
-
-/** A user's outcome as the audit CSV's status. */
-export function auditStatus(outcome: Outcome): AuditStatus {
-  return outcome.status === 'would_send' ? 'would_send' : outcome.status === 'succeeded' ? 'sent' : 'failed';
-}
-
-export function failedFileFor(options: CommonOptions, io: Io, startedAt: Date): JsonlWriter<FailedRecord> {
-  const path = resolve(io.cwd, options.failed ?? `yotpo-insider-failed-${fileTimestamp(startedAt)}.jsonl`);
-  assertWritable(path, 'the failed file');
-  return new JsonlWriter<FailedRecord>(path);
-}
-
 /**
- * Ends a run: the error (if any) becomes `stopped` and the exit code; the summary is printed
- * (JSON on stdout with --json, readable lines on stderr otherwise).
+ * Ends a run: the error (if any) becomes `error`, `stopped` and the exit code; the summary is printed
+ * (JSON on stdout with --json, readable lines on stderr otherwise), then what to do next.
  */
 export function finishRun(
   summary: RunSummary,
   error: unknown,
-  counters: RequestCounters,
+  counters: RequestCounters | undefined,
   startedAt: number,
   reporter: Reporter,
   io: Io,
-  options: Pick<CommonOptions, 'json'>,
-  resumeCommand?: string,
+  options: Pick<CommonOptions, 'json' | 'dryRun'>,
+  resumeHint?: string,
 ): RunSummary {
-  copyRequestCounters(summary, counters);
+  if (counters) {
+    copyRequestCounters(summary, counters);
+    summary.resent_after_ambiguous = counters.resentAfterAmbiguous ?? 0;
+  }
   summary.duration_ms = Date.now() - startedAt;
   if (error) {
     summary.exit_code = exitCodeOf(error);
-    summary.stopped = error instanceof InterruptedError ? 'interrupted by a signal' : (error as Error).message;
-    if (!(error instanceof InterruptedError)) reporter.error(`error: ${(error as Error).message}`);
-    if (!(summary.exit_code === EXIT.stopped || summary.exit_code === EXIT.interrupted)) {
-      if (!(error instanceof AuthError)) reporter.verbose((error as Error).stack ?? '');
-    }
+    const message = redact(error instanceof Error ? error.message : String(error));
+    summary.stopped = error instanceof InterruptedError ? 'interrupted by a signal' : message;
+    if (summary.exit_code === EXIT.usage || summary.exit_code === EXIT.stopped) summary.error = message;
+    if (!(error instanceof InterruptedError)) reporter.error(`error: ${message}`);
+    if (summary.exit_code === EXIT.someFailed && !(error instanceof AuthError) && error instanceof Error) reporter.verbose(redact(error.stack ?? ''));
   } else {
     summary.exit_code = outcomeExitCode(summary);
   }
-  if (options.json) io.stdout.write(`${JSON.stringify(summary)}\n`);
+  if (options.json) writeQuietly(io.stdout, `${JSON.stringify(summary)}\n`);
   else for (const line of formatSummary(summary)) reporter.result(line);
-  if (resumeCommand && (summary.exit_code === EXIT.stopped || summary.exit_code === EXIT.interrupted)) {
-    reporter.error(`state saved; to resume, run: ${resumeCommand}`);
+  if (resumeHint && (summary.exit_code === EXIT.stopped || summary.exit_code === EXIT.interrupted)) {
+    reporter.error(`state saved; to resume, run: ${resumeHint}`);
   }
-  if (summary.failed_file && summary.command !== 'retry' && !summary.dry_run) {
-    reporter.error(`some users failed; after fixing the cause, re-send them with: yotpo-insider retry ${summary.failed_file}`);
-  } else if (summary.failed_file && summary.command === 'retry') {
-    reporter.error(`some users failed again or were held back; see ${summary.failed_file}`);
+  const uncertainEvents = summary.events.uncertain;
+  if (uncertainEvents > 0 && !summary.dry_run) {
+    reporter.error(
+      `${uncertainEvents} event(s) are uncertain: Insider may hold them. Run yotpo-insider verify --uncertain to settle them (found → delivered, absent after 6 h → released), then yotpo-insider retry ${summary.failed_file ?? '<failed file>'}`,
+    );
+  }
+  if (summary.failed_file && !summary.dry_run) {
+    reporter.error(
+      summary.command === 'retry'
+        ? `some users failed again or were held back; see ${summary.failed_file}`
+        : `some users were not delivered; after fixing the cause, re-send them with: yotpo-insider retry ${summary.failed_file}`,
+    );
   }
   return summary;
+}
+
+/** stdout closed by the reader (`| head`): the run goes on without it (SPEC §5). */
+function writeQuietly(stream: NodeJS.WritableStream, text: string): void {
+  try {
+    stream.write(text);
+  } catch {
+    // nothing left to tell
+  }
 }

@@ -1,8 +1,11 @@
 // The run summary (SPEC §5): one object that --json prints as is, and that is also printed
 // readably on stderr. Commands return it so tests can assert on it.
 
+import { createRequire } from 'node:module';
 import { EXIT, type ExitCode } from '../errors.js';
 import type { RequestCounters } from '../io/http.js';
+
+export const VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
 export interface Tally {
   read: number;
@@ -10,14 +13,22 @@ export interface Tally {
   succeeded: number;
   failed: number;
   skipped: number;
+  /** Insider may hold them (an ambiguous failure, unreconciled counts, a run that ended before the answer). */
+  uncertain: number;
 }
 
+export type RunCommand = 'backfill' | 'replay' | 'retry' | 'listen';
+
 export interface RunSummary {
-  command: 'backfill' | 'replay' | 'retry';
+  command: RunCommand;
+  version: string;
+  run_id: string | null;
   dry_run: boolean;
   users: Tally;
   events: Tally & { rejected: number };
   requests: { yotpo: number; insider: number; retries: number; loyalty: number; reviews: number };
+  /** Uploads carrying events sent again after an ambiguous failure (--on-ambiguous resend). */
+  resent_after_ambiguous: number;
   reviews: { read: number; included: number; reviewers: number; pages: number; duplicates: number; deleted: number; without_email: number } | null;
   /** Why records were skipped, with counts (`no email`, `duplicate`, ...). */
   skipped_reasons: Record<string, number>;
@@ -34,19 +45,27 @@ export interface RunSummary {
   exit_code: ExitCode;
   failed_file: string | null;
   rejects_file: string | null;
+  /** The file of the store this run wrote: its checkpoint, or the ledger. */
   state_file: string | null;
+  /** The account's folder in the state store. */
+  state_dir: string | null;
   audit_file: string | null;
+  /** The message of the error that stopped the run (exit 2 or 3). */
+  error?: string;
 }
 
-export const emptyTally = (): Tally => ({ read: 0, sent: 0, succeeded: 0, failed: 0, skipped: 0 });
+export const emptyTally = (): Tally => ({ read: 0, sent: 0, succeeded: 0, failed: 0, skipped: 0, uncertain: 0 });
 
-export function newSummary(command: RunSummary['command'], dryRun: boolean): RunSummary {
+export function newSummary(command: RunCommand, dryRun: boolean): RunSummary {
   return {
     command,
+    version: VERSION,
+    run_id: null,
     dry_run: dryRun,
     users: emptyTally(),
     events: { ...emptyTally(), rejected: 0 },
     requests: { yotpo: 0, insider: 0, retries: 0, loyalty: 0, reviews: 0 },
+    resent_after_ambiguous: 0,
     reviews: null,
     skipped_reasons: {},
     rejected_reasons: {},
@@ -59,6 +78,7 @@ export function newSummary(command: RunSummary['command'], dryRun: boolean): Run
     failed_file: null,
     rejects_file: null,
     state_file: null,
+    state_dir: null,
     audit_file: null,
   };
 }
@@ -74,12 +94,13 @@ export function copyRequestCounters(summary: RunSummary, counters: RequestCounte
 
 /** 0 when everything was delivered or skipped for a documented reason, 1 when anything failed. */
 export function outcomeExitCode(summary: RunSummary): ExitCode {
-  const failed = summary.users.failed + summary.events.failed + summary.events.rejected > 0;
+  const failed = summary.users.failed + summary.events.failed + summary.events.rejected + summary.users.uncertain + summary.events.uncertain > 0;
   // A failed file also holds users a retry held back: someone must look at it.
   return failed || summary.failed_file !== null ? EXIT.someFailed : EXIT.ok;
 }
 
 const n = (value: number) => value.toLocaleString('en-US');
+const uncertain = (count: number) => (count > 0 ? `${n(count)} uncertain, ` : '');
 
 function reasons(record: Record<string, number>): string {
   const entries = Object.entries(record);
@@ -93,12 +114,12 @@ export function formatSummary(summary: RunSummary): string[] {
   const { users, events } = summary;
   if (summary.command !== 'replay' || users.sent > 0) {
     lines.push(
-      `  users:    ${n(users.read)} read, ${n(users.sent)} ${verb}, ${n(users.succeeded)} succeeded, ${n(users.failed)} failed, ${n(users.skipped)} skipped${reasons(summary.command === 'replay' ? {} : summary.skipped_reasons)}`,
+      `  users:    ${n(users.read)} read, ${n(users.sent)} ${verb}, ${n(users.succeeded)} succeeded, ${n(users.failed)} failed, ${uncertain(users.uncertain)}${n(users.skipped)} skipped${reasons(summary.command === 'replay' ? {} : summary.skipped_reasons)}`,
     );
   }
-  if (summary.command === 'replay') {
+  if (summary.command === 'replay' || summary.command === 'listen' || events.read > 0) {
     lines.push(
-      `  events:   ${n(events.read)} read, ${n(events.sent)} ${verb}, ${n(events.succeeded)} succeeded, ${n(events.failed)} failed, ${n(events.skipped)} skipped${reasons(summary.skipped_reasons)}, ${n(events.rejected)} rejected${reasons(summary.rejected_reasons)}`,
+      `  events:   ${n(events.read)} read, ${n(events.sent)} ${verb}, ${n(events.succeeded)} succeeded, ${n(events.failed)} failed, ${uncertain(events.uncertain)}${n(events.skipped)} skipped${reasons(summary.skipped_reasons)}, ${n(events.rejected)} rejected${reasons(summary.rejected_reasons)}`,
     );
   }
   if (summary.reviews) {
@@ -122,7 +143,7 @@ export function formatSummary(summary: RunSummary): string[] {
     ['audit CSV', summary.audit_file],
     ['failed file', summary.failed_file],
     ['rejects file', summary.rejects_file],
-    ['state file', summary.state_file],
+    ['state', summary.state_file ?? summary.state_dir],
   ] as const) {
     if (file) lines.push(`  ${label}: ${file}`);
   }

@@ -1,0 +1,41 @@
+// What a run's source yields: a user to send (with what the command needs back when its outcome is
+// known), a record skipped for a counted reason, or an input line rejected. The one vocabulary
+// between sources and the run pipeline.
+
+import type { InsiderUser } from '../core/transform.js';
+import type { EventRef } from '../state/ledger.js';
+
+export type AuditStatus = 'would_send' | 'sent' | 'failed' | 'uncertain' | 'skipped' | 'rejected';
+
+/** The audit CSV rows of an item once its status is known (a user row, or one row per event). */
+export type AuditRows = (status: AuditStatus, reason: string) => string[][];
+
+export interface SendItem<Tag> {
+  kind: 'send';
+  user: InsiderUser;
+  tag: Tag;
+  /** The ledger identity of each event the user carries, in `user.events` order; reserved already. */
+  events?: EventRef[];
+  audit?: AuditRows;
+}
+
+export interface SkipItem {
+  kind: 'skip';
+  /** What is skipped: a user (backfill, retry) or an event (replay). */
+  unit: 'user' | 'event';
+  reason: string;
+  count?: number;
+  audit?: AuditRows;
+  /** Users skipped because Insider may hold their events go to the failed file as they were (retry, replay). */
+  failedLine?: Record<string, unknown>;
+}
+
+export interface RejectItem {
+  kind: 'reject';
+  line: number;
+  reason: string;
+  raw: string;
+  audit?: AuditRows;
+}
+
+export type Item<Tag> = SendItem<Tag> | SkipItem | RejectItem;

@@ -1,0 +1,323 @@
+// The one run lifecycle that backfill, replay, retry and listen's forwarder share. A command
+// supplies a source of items, a settle hook and what its failed lines carry; the pipeline owns the
+// configuration and clients, the state store and ledger, the audit CSV, the failed and rejects
+// files, progress, delivery, counting, the bounded wrap-up on a signal or a fatal error, closing
+// every output, the run log, verify's sample and the summary.
+
+import { loadConfig, type Config } from '../config.js';
+import { flattenAttributes, type FieldWarnings, type InsiderUser } from '../core/transform.js';
+import type { BatchItem } from '../core/batcher.js';
+import { Reservoir } from '../core/reservoir.js';
+import { InterruptedError, type ApiName } from '../errors.js';
+import type { UserOutcome } from '../insider/upload.js';
+import { redact } from '../io/redact.js';
+import type { Ledger } from '../state/ledger.js';
+import { legacyStateNotice, StateStore } from '../state/store.js';
+import { Delivery } from './delivery.js';
+import type { AuditRows, AuditStatus, Item, SendItem } from './items.js';
+import { Progress, type ProgressFigures } from './progress.js';
+import { Reporter, type Io } from './report.js';
+import { closeOutputs, finishRun, makeClients, openOutputs, type Clients, type CommonOptions, type Outputs, type RunControl } from './run.js';
+import { addReason, newSummary, type RunCommand, type RunSummary } from './summary.js';
+import { writeSample } from '../state/samples.js';
+
+export interface RunContext {
+  readonly options: CommonOptions;
+  readonly config: Config;
+  readonly clients: Clients;
+  /** The account's store; absent only for a dry run without Insider variables. */
+  readonly store: StateStore | undefined;
+  readonly summary: RunSummary;
+  readonly reporter: Reporter;
+  /** Aborted when the run must stop (a signal, or a fatal error): sources stop reading. */
+  readonly signal: AbortSignal;
+  readonly warnings: FieldWarnings;
+  readonly startedAt: Date;
+  readonly io: Io;
+  /** The shared ledger, opened at first use; undefined without a store. */
+  ledger(): Promise<Ledger | undefined>;
+  /** Progress figures the source knows (pages, records read, totals). */
+  progress(figures: Partial<ProgressFigures>): void;
+  /** Replay: input line `line` will have audit rows (called in reading order, so rows follow line order). */
+  reserveAuditLine(line: number): void;
+}
+
+export interface PipelineSpec<Tag> {
+  command: RunCommand;
+  options: CommonOptions;
+  io: Io;
+  control: RunControl;
+  /** The APIs this run calls (their variables must be set); Insider is added for a live run. */
+  needs: ApiName[];
+  /** Requests per second of the Yotpo clients this run uses. */
+  yotpoRps?: Partial<Record<'loyalty' | 'reviews', number>>;
+  auditColumns: readonly string[];
+  /** Audit rows start with an input line number and are written in line order (replay). */
+  auditByLine?: boolean;
+  /** The rejects file of a command that reads input lines (replay, listen), relative to the working folder. */
+  rejectsFile?: string;
+  /** Progress display: what is read ("customers", "events", "users"), and whether reviews are paged. */
+  progress: { records: string; reviews?: boolean; totalKnown?: boolean };
+  /** Checks and opens what the command needs before any output exists (usage errors stop here). */
+  prepare?: (ctx: RunContext) => Promise<void> | void;
+  source: (ctx: RunContext) => AsyncIterable<Item<Tag>>;
+  /** A user's outcome is final (never called for users left unsent by a stopping run). */
+  settle?: (tag: Tag, outcome: UserOutcome) => void;
+  /** What a failed line carries beyond the user (event keys). */
+  failedExtra?: (tag: Tag) => Record<string, unknown>;
+  /** After every outcome is known (or the wrap-up gave up): save checkpoints, release locks. */
+  end?: (ctx: RunContext, error: unknown) => Promise<void> | void;
+  /** The command that resumes this run, printed when it stops (exit 3, 130). */
+  resumeHint?: (ctx: RunContext) => string | undefined;
+}
+
+/** Runs a command's source through the one lifecycle; returns the summary (printed already). */
+export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSummary> {
+  const { options, io, control, command } = spec;
+  const startedAt = new Date();
+  const reporter = new Reporter(io, { quiet: options.quiet, verbose: options.verbose });
+  const summary = newSummary(command, options.dryRun);
+  const warnings: FieldWarnings = new Map();
+  const stop = new AbortController();
+  const onSignal = () => stop.abort(new InterruptedError());
+  control.signal?.addEventListener('abort', onSignal, { once: true });
+  if (control.signal?.aborted) onSignal();
+
+  let ctx: RunContext | undefined;
+  let outputs: Outputs | undefined;
+  let delivery: Delivery<Tag> | undefined;
+  let progress: Progress | undefined;
+  let sample: Reservoir<InsiderUser> | undefined;
+  let error: unknown;
+  try {
+    const needs = options.dryRun ? spec.needs : [...spec.needs, 'insider' as const];
+    const config = loadConfig(needs, io);
+    const clients = makeClients(config, options, spec.yotpoRps ?? {}, reporter, stop.signal);
+    const store = config.insider
+      ? StateStore.open({ account: { partner: config.insider.partnerName, url: config.insider.url }, ...(options.state ? { dir: options.state } : {}), env: io.env, cwd: io.cwd, writable: !options.dryRun, command })
+      : undefined;
+    summary.state_dir = store?.dir ?? null;
+    summary.run_id = store && !options.dryRun ? store.runId : null;
+    const notice = store ? legacyStateNotice(io.cwd, store.dir) : undefined;
+    if (notice) reporter.info(notice);
+    let ledgerOpened = false;
+    const context: RunContext = {
+      options,
+      config,
+      clients,
+      store,
+      summary,
+      reporter,
+      signal: stop.signal,
+      warnings,
+      startedAt,
+      io,
+      ledger: async () => {
+        if (!store) return undefined;
+        const ledger = await store.ledger();
+        if (!ledgerOpened) {
+          ledgerOpened = true;
+          if (!options.dryRun) summary.state_file = ledger.path;
+          if (ledger.recoveredUncertain > 0) {
+            summary.warnings.push(
+              `${ledger.recoveredUncertain} event(s) of an earlier run that ended before Insider answered are now uncertain: Insider may hold them. yotpo-insider verify --uncertain resolves them`,
+            );
+          }
+        }
+        return ledger;
+      },
+      progress: (figures) => progress?.update({ ...figureBase(summary), ...figures }),
+      reserveAuditLine: (line) => outputs?.audit?.reserveLine(line),
+    };
+    ctx = context;
+    await spec.prepare?.(context);
+    outputs = openOutputs(command, options, io, startedAt, spec.auditColumns, config.insider, spec.rejectsFile);
+    if (options.dryRun) reporter.info('dry run: everything is read, built, batched and checked; nothing is sent to Insider');
+    if (store && !options.dryRun) await store.runs.started({ id: store.runId, command, started_at: startedAt.toISOString() });
+    sample = !options.dryRun && options.sampleSize > 0 ? new Reservoir(options.sampleSize) : undefined;
+    progress = new Progress(io, { quiet: options.quiet, records: spec.progress.records, reviews: spec.progress.reviews ?? false, recordsTotalKnown: spec.progress.totalKnown ?? false });
+
+    const route = routeOutcomes(spec, context, outputs, sample);
+    delivery = new Delivery<Tag>(
+      {
+        ...(clients.insider ? { client: clients.insider } : {}),
+        concurrency: options.concurrency,
+        batchSize: options.batchSize,
+        maxBytes: options.maxRequestBytes,
+        skipHook: !options.triggerJourneys,
+        onAmbiguous: options.onAmbiguous,
+      },
+      route.onTime,
+      (fatal) => stop.abort(fatal),
+      route.late,
+    );
+
+    const live = outputs;
+    const byLine = spec.auditByLine === true;
+    for await (const item of spec.source(context)) {
+      if (stop.signal.aborted) break;
+      if (item.kind === 'send') {
+        summary.users.read++;
+        summary.users.sent++;
+        summary.events.sent += item.events?.length ?? 0;
+        await delivery.add(item);
+      } else if (item.kind === 'skip') {
+        const count = item.count ?? 1;
+        const tally = item.unit === 'event' ? summary.events : summary.users;
+        tally.skipped += count;
+        if (item.unit === 'user') summary.users.read += count;
+        addReason(summary.skipped_reasons, item.reason, count);
+        if (item.failedLine && live.failed && !options.dryRun) live.failed.write({ ...item.failedLine, account: live.account });
+        writeRows(live, item.audit, 'skipped', item.reason, byLine);
+      } else {
+        summary.events.rejected++;
+        addReason(summary.rejected_reasons, item.reason);
+        live.rejects?.write({ line: item.line, reason: item.reason, raw: item.raw });
+        writeRows(live, item.audit, 'rejected', item.reason, byLine);
+      }
+      await live.audit?.drained();
+    }
+    if (stop.signal.reason instanceof Error && !(stop.signal.reason instanceof InterruptedError)) throw stop.signal.reason;
+    if (stop.signal.aborted) throw new InterruptedError();
+    await delivery.finish();
+  } catch (caught) {
+    error = caught;
+    await delivery?.wrapUp(caught instanceof InterruptedError);
+  } finally {
+    control.signal?.removeEventListener('abort', onSignal);
+  }
+  error ??= delivery?.fatal;
+  progress?.update(figureBase(summary));
+  progress?.stop();
+  if (ctx) {
+    try {
+      await spec.end?.(ctx, error);
+    } catch (endError) {
+      error ??= endError;
+    }
+  }
+  error = await closeOutputs(error, outputs?.failed, outputs?.rejects, outputs?.audit);
+  const ledger = ctx?.store ? await ctx.ledger().catch(() => undefined) : undefined;
+  error = await closeOutputs(error, ledger);
+  summary.failed_file = outputs?.failed?.writtenPath ?? null;
+  summary.rejects_file = outputs?.rejects?.writtenPath ?? null;
+  summary.audit_file = outputs?.audit && outputs.audit.path !== '-' ? outputs.audit.path : null;
+  summary.field_warnings = Object.fromEntries(warnings);
+  if (options.dryRun) {
+    summary.users.succeeded = 0;
+    summary.events.succeeded = 0;
+  }
+  const hint = ctx ? spec.resumeHint?.(ctx) : undefined;
+  const result = finishRun(summary, error, ctx?.clients.counters, startedAt.getTime(), reporter, io, options, hint);
+  if (ctx?.store && !options.dryRun) await recordRun(ctx.store, result, sample, reporter);
+  return result;
+}
+
+/** The run log's end line, with verify's sample of the users Insider confirmed. */
+async function recordRun(store: StateStore, summary: RunSummary, sample: Reservoir<InsiderUser> | undefined, reporter: Reporter): Promise<void> {
+  try {
+    const users = sample?.items() ?? [];
+    const sampleFile = users.length > 0 ? writeSample(store, store.runId, users.map((user) => ({ email: user.identifiers.email, attributes: flattenAttributes(user) }))) : undefined;
+    await store.runs.ended({
+      id: store.runId,
+      ended_at: new Date().toISOString(),
+      exit_code: summary.exit_code,
+      counts: { users: summary.users, events: summary.events },
+      ...(sampleFile ? { sample_file: sampleFile, sample_size: users.length } : {}),
+    });
+  } catch (error) {
+    reporter.warn(`the run log could not be written: ${redact((error as Error).message)}`);
+  }
+}
+
+function figureBase(summary: RunSummary): ProgressFigures {
+  return { reviewPages: 0, reviews: 0, customersRead: summary.users.read + summary.events.read, sent: summary.users.sent, succeeded: summary.users.succeeded, failed: summary.users.failed };
+}
+
+/** Rows of line-numbered input (replay) are written in line order; others as they come. */
+function writeRows(outputs: Outputs, audit: AuditRows | undefined, status: AuditStatus, reason: string, byLine: boolean): void {
+  if (!outputs.audit || !audit) return;
+  for (const row of audit(status, reason)) {
+    if (byLine) outputs.audit.writeLine(Number(row[0]), row);
+    else outputs.audit.write(row);
+  }
+}
+
+const AUDIT_STATUS: Record<UserOutcome['status'], AuditStatus> = {
+  succeeded: 'sent',
+  would_send: 'would_send',
+  failed: 'failed',
+  uncertain: 'uncertain',
+  unsent: 'failed',
+};
+
+/**
+ * What happens to each user once Insider answered: the ledger first (an event Insider confirmed
+ * is delivered before anything else can fail), then the failed file, counts, audit rows, verify's
+ * sample and the command's settle hook. Answers after the wrap-up gave up reach the ledger only.
+ */
+function routeOutcomes<Tag>(spec: PipelineSpec<Tag>, ctx: RunContext, outputs: Outputs, sample: Reservoir<InsiderUser> | undefined) {
+  const { summary } = ctx;
+  const settleLedger = async (items: readonly BatchItem<SendItem<Tag>>[], outcomes: readonly UserOutcome[]) => {
+    const byState = { delivered: [] as string[], uncertain: [] as string[], released: [] as string[] };
+    items.forEach((item, index) => {
+      const keys = item.tag.events?.map((ref) => ref.key) ?? [];
+      if (keys.length === 0) return;
+      const status = outcomes[index]!.status;
+      if (status === 'succeeded') byState.delivered.push(...keys);
+      else if (status === 'uncertain') byState.uncertain.push(...keys);
+      else if (status === 'failed' || status === 'unsent') byState.released.push(...keys);
+    });
+    if (byState.delivered.length + byState.uncertain.length + byState.released.length === 0) return;
+    const ledger = await ctx.ledger();
+    if (!ledger) return;
+    await ledger.settle(byState.delivered, 'delivered');
+    await ledger.settle(byState.uncertain, 'uncertain');
+    await ledger.settle(byState.released, 'released');
+  };
+
+  const onTime = async (items: readonly BatchItem<SendItem<Tag>>[], outcomes: readonly UserOutcome[]) => {
+    await settleLedger(items, outcomes);
+    let firstError: unknown;
+    items.forEach((batchItem, index) => {
+      // Every user is routed even when recording one fails (a full disk): the first error stops the run after.
+      try {
+        routeOne(batchItem.tag, outcomes[index]!);
+      } catch (error) {
+        firstError ??= error;
+      }
+    });
+    if (firstError !== undefined) throw firstError;
+  };
+
+  const routeOne = (item: SendItem<Tag>, outcome: UserOutcome) => {
+    const events = item.events?.length ?? 0;
+    if (outcome.status === 'unsent') return; // a resume sends it; no line, no count
+    if (outcome.status === 'failed' || outcome.status === 'uncertain') {
+      outputs.failed!.write({
+        user: item.user,
+        error: redact(outcome.error),
+        status: outcome.httpStatus,
+        attempts: outcome.attempts,
+        ...(outcome.status === 'uncertain' ? { delivery_uncertain: true } : {}),
+        ...spec.failedExtra?.(item.tag),
+        account: outputs.account,
+      });
+    }
+    if (outcome.status === 'succeeded') {
+      summary.users.succeeded++;
+      summary.events.succeeded += events;
+      sample?.offer(item.user);
+    } else if (outcome.status === 'failed') {
+      summary.users.failed++;
+      summary.events.failed += events;
+    } else if (outcome.status === 'uncertain') {
+      summary.users.uncertain++;
+      summary.events.uncertain += events;
+    }
+    writeRows(outputs, item.audit, AUDIT_STATUS[outcome.status], 'error' in outcome ? redact(outcome.error) : '', spec.auditByLine === true);
+    spec.settle?.(item.tag, outcome);
+  };
+
+  return { onTime, late: settleLedger };
+}
