@@ -37,6 +37,9 @@ interface Reply {
   text?: string;
   users?: number;
   skipHook?: boolean;
+  /** Insider store-then-fault (insider-api.ts): wait for this before answering, or drop the socket. */
+  before?: Promise<void>;
+  destroySocket?: boolean;
 }
 
 interface Body {
@@ -133,6 +136,14 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     rejectRate: 0,
     badRequestEmails: new Set<string>(),
   };
+  const insiderApi = createInsiderApi({
+    partnerName: creds.insiderPartner,
+    apiKey: creds.insiderApiKey,
+    faults,
+    stats: () => stats,
+    record,
+    options: opts,
+  });
   const yotpoApi = createYotpoApi({
     seed,
     customers: nCustomers,
@@ -144,6 +155,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   });
   let buckets = new Map<SandboxApi, TokenBucket>();
   const applyFaults = (f: SandboxFaults): void => {
+    insiderApi.applyFaults(f);
     yotpoApi.applyFaults(f);
     if (f.latencyMs !== undefined) faults.latencyMs = Math.max(0, f.latencyMs);
     if (f.failRate !== undefined) faults.failRate = Math.min(1, Math.max(0, f.failRate));
@@ -172,13 +184,6 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     tokensIssued: 0,
   });
   let stats = emptyStats();
-  const insiderApi = createInsiderApi({
-    partnerName: creds.insiderPartner,
-    apiKey: creds.insiderApiKey,
-    faults,
-    stats: () => stats,
-    record,
-  });
 
   // ---- faults -------------------------------------------------------------------------------
   function injectedFailure(api: SandboxApi): Reply {
@@ -214,7 +219,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
         }
         if (!isPlainObject(f)) return send(res, json(400, { error: 'body must be a JSON object' }));
         applyFaults(f as SandboxFaults);
-        return send(res, json(200, { ...faults, badRequestEmails: [...faults.badRequestEmails], ...yotpoApi.faults() }));
+        return send(res, json(200, { ...faults, badRequestEmails: [...faults.badRequestEmails], ...insiderApi.faultState(), ...yotpoApi.faults() }));
       }
       case 'POST /__sandbox/expire-tokens':
         yotpoApi.expireTokens();
@@ -223,7 +228,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
         doReset();
         return send(res, json(200, { ok: true }));
       default:
-        return send(res, json(404, { error: 'unknown sandbox control endpoint' }));
+        return send(res, (await insiderApi.control(req.method ?? 'GET', url, body)) ?? json(404, { error: 'unknown sandbox control endpoint' }));
     }
   }
 
@@ -285,7 +290,10 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     const body = await readBody(req, api === 'insider' ? INSIDER_MAX_BODY_BYTES : OTHER_MAX_BODY_BYTES);
 
     let reply: Reply;
-    if (fault === 'rate_limit') {
+    const redirect = insiderApi.redirect(url);
+    if (redirect) {
+      reply = redirect;
+    } else if (fault === 'rate_limit') {
       stats.faults.rateLimited++;
       reply = json(429, { error: 'rejected: too many requests' }, api === 'insider' ? { 'retry-after': '1' } : { ...YOTPO_RATE_LIMIT_HEADERS });
     } else if (fault === 'fail') {
@@ -303,7 +311,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     const out = serialise(reply);
     const wait = faults.latencyMs - (Date.now() - arrivedAt);
     if (wait > 0) await sleep(wait);
-    write(res, out);
+    if (reply.before) await reply.before;
+    if (reply.destroySocket) req.socket.destroy();
+    else write(res, out);
 
     const status = String(reply.status);
     stats.requests++;
@@ -366,7 +376,14 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     requests: () => requests.slice(),
     stats: () => structuredClone(stats),
     reset: doReset,
+    get storedBatches() {
+      return insiderApi.storedBatches;
+    },
+    waitForStored: (n: number) => insiderApi.waitForStored(n),
+    releaseHeld: () => insiderApi.releaseHeld(),
+    setProfile: (email: string, attributes: Record<string, unknown>) => insiderApi.setProfile(email, attributes),
     close: () => {
+      insiderApi.releaseHeld();
       closed ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

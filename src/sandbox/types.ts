@@ -25,7 +25,7 @@ export interface SandboxOptions {
   loyaltyPageSizeMax?: number;
 }
 
-export type SandboxFaults = Partial<Pick<SandboxOptions, 'latencyMs' | 'failRate' | 'rateLimitRps' | 'rejectRate' | 'badRequestEmails'>> & YotpoSandboxFaults;
+export type SandboxFaults = Partial<Pick<SandboxOptions, 'latencyMs' | 'failRate' | 'rateLimitRps' | 'rejectRate' | 'badRequestEmails'>> & InsiderSandboxFaults & YotpoSandboxFaults;
 
 /** A user Insider accepted: the user object as received, plus the `skip_hook` of its request (null when absent). */
 export interface ReceivedUser {
@@ -86,6 +86,48 @@ export interface Sandbox {
   /** forgets recorded users, requests and counters (data and faults stay) */
   reset(): void;
   close(): Promise<void>;
+}
+
+// ---- Insider side (src/sandbox/insider-api.ts) ----------------------------------------------
+
+/** What Insider does with the next upserts AFTER storing them (SPEC §7 store-then-fault). */
+export type InsiderAfterStoreMode = 'slow' | 'reset' | '502' | '500' | 'bad-counts' | 'unreadable' | 'hold';
+
+export interface InsiderSandboxOptions {
+  /** Custom attributes (names without `c_`) left out of the panel schema: their values are dropped silently. */
+  missingAttributes?: string[];
+  /** Custom attributes the panel holds with another type: their values are dropped silently. */
+  mistypedAttributes?: string[];
+  /** default true; false: the metadata endpoint answers 404 */
+  metadataEndpoint?: boolean;
+  /** A stored user is visible to the profile endpoint only this long after its upsert (404 until then). */
+  visibilityDelayMs?: number;
+  /** Applies to the next `count` upserts that are stored; `count` counts down. */
+  afterStore?: { mode: InsiderAfterStoreMode; count: number } | null;
+  /** mode 'slow': the answer leaves this long after the batch was stored (default 5000). */
+  afterStoreDelayMs?: number;
+  /** Every API request (not /__sandbox) answers this redirect while set; null clears it. */
+  redirect?: { status: 302 | 307; to: string } | null;
+  /** Profile API quota units per rolling minute (default 1000; one call costs 2.5). */
+  profileQuotaPerMinute?: number;
+}
+
+export interface SandboxOptions extends InsiderSandboxOptions {}
+
+export type InsiderSandboxFaults = Pick<
+  InsiderSandboxOptions,
+  'afterStore' | 'afterStoreDelayMs' | 'redirect' | 'visibilityDelayMs' | 'metadataEndpoint'
+>;
+
+export interface Sandbox {
+  /** Upserts Insider stored so far (counted before any after-store fault is applied). */
+  readonly storedBatches: number;
+  /** Resolves once at least `n` upserts were stored. */
+  waitForStored(n: number): Promise<void>;
+  /** Answers every upsert held by the 'hold' fault. */
+  releaseHeld(): void;
+  /** Overwrites stored values of a user's profile (for verify tests): `attributes` as in an upsert. */
+  setProfile(email: string, attributes: Record<string, unknown>): void;
 }
 
 // ---- Yotpo side (src/sandbox/yotpo-api.ts) --------------------------------------------------
