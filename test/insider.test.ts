@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApiError, UsageError } from '../src/errors.js';
-import { ApiClient, newRequestCounters, RedirectError, type RequestCounters, type RetryWait } from '../src/io/http.js';
+import { AmbiguousError, ApiClient, newRequestCounters, RedirectError, type RequestCounters, type RetryWait } from '../src/io/http.js';
 import type { RetryPolicy } from '../src/io/retry.js';
 import { insiderHeaders } from '../src/insider/headers.js';
 import { uploadBatch, type UploadSettings, type UserOutcome } from '../src/insider/upload.js';
@@ -435,4 +435,40 @@ test('sandbox hold: wait-stored answers once the batch is stored, release lets t
     const result = await pending;
     assert.deepEqual(statuses(result.outcomes), ['succeeded']);
   });
+});
+
+test('a non-idempotent request: 503 with Retry-After is retried, 503 without it is ambiguous', async () => {
+  const fake = await fakeServer((req, res, n) => {
+    const withRetryAfter = req.url === '/with';
+    if (n === 1 || !withRetryAfter) {
+      res.writeHead(503, withRetryAfter ? { 'retry-after': '2' } : {});
+      res.end('busy');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{}');
+  });
+  try {
+    const waits: RetryWait[] = [];
+    const client = new ApiClient({
+      api: 'insider',
+      baseUrl: fake.url,
+      headers: insiderHeaders({ partnerName: 'p', apiKey: 'k' }),
+      rps: 0,
+      retry: FAST_RETRY,
+      timeoutMs: 5000,
+      counters: newRequestCounters(),
+      wait: async (_ms, _signal, info) => {
+        waits.push(info);
+      },
+    });
+    assert.equal((await client.request({ method: 'POST', path: '/with', json: {}, idempotent: false })).status, 200);
+    assert.deepEqual(waits.map((w) => [w.delayMs, w.basis, w.kind]), [[2000, 'retry-after', 'not_processed']]);
+    await assert.rejects(client.request({ method: 'POST', path: '/without', json: {}, idempotent: false }), (error: unknown) => {
+      return error instanceof AmbiguousError && error.status === 503 && error.attempts === 1;
+    });
+    assert.equal(fake.received(), 3);
+  } finally {
+    await fake.close();
+  }
 });
