@@ -657,8 +657,8 @@ describe('runVerify against the sandbox', () => {
     for (const secret of secrets(sandbox)) assert.ok(!(io.out() + io.err()).includes(secret));
   });
 
-  test('an attribute missing from the panel is missing in every user, with its cause; exit 1', async (t) => {
-    const sandbox = await withSandbox(t, { missingAttributes: ['yotpo_vip_tier_name'] });
+  test('an attribute missing from the panel (or mistyped there) is missing in every user, with its cause; exit 1', async (t) => {
+    const sandbox = await withSandbox(t, { missingAttributes: ['yotpo_vip_tier_name'], mistypedAttributes: ['yotpo_is_affiliate'] });
     await upsert(sandbox, users);
     const io = captureIo(sandbox.env, cwd());
     const { exitCode, summary } = await runVerify({ ...base, json: false }, io, { loadSample: () => users });
@@ -666,8 +666,10 @@ describe('runVerify against the sandbox', () => {
     assert.ok(summary.mode === 'sample');
     assert.deepEqual(summary.users, { match: 0, differs: 0, missing_attributes: 3, not_visible_yet: 0 });
     assert.deepEqual(summary.attributes.yotpo_vip_tier_name, { matched: 0, differed: 0, missing: 3 });
+    assert.deepEqual(summary.attributes.yotpo_is_affiliate, { matched: 0, differed: 0, missing: 3 });
     assert.deepEqual(summary.attributes.yotpo_point_balance, { matched: 3, differed: 0, missing: 0 });
     assert.match(io.err(), /cause: yotpo_vip_tier_name: missing in all 3 .*create it in InOne .*\(string\)/);
+    assert.match(io.err(), /cause: yotpo_is_affiliate: missing in all 3 .*has another type.*\(boolean\)/);
   });
 
   test('--from reads back an audit CSV written by the audit writer, formula guard and arrays included', async (t) => {
