@@ -540,6 +540,7 @@ describe('runVerify against a fake Insider', () => {
       { key: 'k-absent-old', email: 'a@example.com', event_name: 'points_earned', timestamp: iso(31), sent_at: iso(7) },
       { key: 'k-absent-recent', email: 'gone@example.com', event_name: 'tier_earned', timestamp: iso(2), sent_at: iso(2) },
       { key: 'k-ancient', email: 'old@example.com', event_name: 'tier_earned', timestamp: iso(24 * 100), sent_at: iso(24 * 99) },
+      { key: 'k-no-user', email: '', event_name: 'tier_earned', timestamp: iso(30), sent_at: iso(29) },
     ];
     const recorded: unknown[] = [];
     const io = captureIo(env(insider.url), cwd());
@@ -559,6 +560,8 @@ describe('runVerify against a fake Insider', () => {
     assert.deepEqual(recorded, [resolution]);
     assert.equal(summary.run_again_after, resolution.tooRecent[0]!.retry_after);
     assert.equal(summary.users_not_visible, 1);
+    assert.deepEqual(summary.unresolvable, ['k-no-user']);
+    assert.match(io.err(), /1 uncertain event recorded without the user.*retry --force/);
     // One call per user, none for the event past retention.
     assert.deepEqual(insider.bodies.map(emailOf), ['a@example.com', 'gone@example.com']);
     assert.deepEqual((insider.bodies[0]!.events as { wanted: unknown }).wanted, [{ event_name: 'points_earned', params: ['timestamp'] }]);

@@ -10,6 +10,7 @@ import { type Random, Reservoir } from '../core/reservoir.js';
 import type { Scalar } from '../core/values.js';
 import {
   compareUser,
+  instantOf,
   isBeyondRetention,
   profileHasEvent,
   resolveUncertain,
@@ -107,6 +108,8 @@ export interface UncertainReport {
   /** The latest instant at which an event still too recent can be decided: run again after it. */
   run_again_after: string | null;
   users_not_visible: number;
+  /** Keys the ledger holds without the user, name or time needed to look for them: only `retry --force` releases them. */
+  unresolvable: string[];
   resolution: UncertainResolution;
   requests: { insider: number; retries: number };
   duration_ms: number;
@@ -235,6 +238,7 @@ function emptyUncertainReport(): UncertainReport {
     beyond_retention: 0,
     run_again_after: null,
     users_not_visible: 0,
+    unresolvable: [],
     resolution: { delivered: [], released: [], tooRecent: [], beyondRetention: [] },
     requests: { insider: 0, retries: 0 },
     duration_ms: 0,
@@ -358,9 +362,12 @@ async function verifyUncertain(
   const report = emptyUncertainReport();
   if (!deps.uncertainEntries)
     throw new UsageError("verify --uncertain needs the account's state store (its ledger), which is not available");
-  const entries = await deps.uncertainEntries();
-  report.uncertain = entries.length;
-  if (entries.length === 0) {
+  const all = await deps.uncertainEntries();
+  report.uncertain = all.length;
+  // An entry without its user or time (an older ledger's) cannot be looked for: it stays uncertain.
+  const entries = all.filter((entry) => entry.email !== '' && entry.event_name !== '' && instantOf(entry.timestamp) !== undefined);
+  report.unresolvable = all.filter((entry) => !entries.includes(entry)).map((entry) => entry.key);
+  if (all.length === 0) {
     reporter.result('verify --uncertain: no uncertain events for this account: nothing to resolve');
     return report;
   }
@@ -410,13 +417,19 @@ async function verifyUncertain(
     (latest, { retry_after }) => (latest === null || retry_after > latest ? retry_after : latest),
     null,
   );
-  report.exit_code = resolution.tooRecent.length > 0 ? EXIT.someFailed : EXIT.ok;
+  report.exit_code = resolution.tooRecent.length > 0 || report.unresolvable.length > 0 ? EXIT.someFailed : EXIT.ok;
 
   reporter.result(
     `verify --uncertain: ${plural(entries.length, 'uncertain event')}: ${report.delivered} delivered (found in Insider), ` +
       `${report.released} released (absent ${options.olderThanHours ?? VERIFY_DEFAULTS.olderThanHours} h after sending: the next retry of its failed file, replay of its input or listen sends it), ` +
       `${report.too_recent} too recent to decide, ${report.beyond_retention} beyond Insider's event retention (never released: Insider would not store it)`,
   );
+  if (report.unresolvable.length > 0) {
+    reporter.result(
+      `verify --uncertain: ${plural(report.unresolvable.length, 'uncertain event')} recorded without the user, name or time needed to look for it ` +
+        '(they stay uncertain; `yotpo-insider retry --force <failed file>` sends them again if you decide so)',
+    );
+  }
   if (report.run_again_after) reporter.result(`verify --uncertain: run it again after ${report.run_again_after} to decide the rest`);
   return report;
 }
