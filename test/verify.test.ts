@@ -459,6 +459,16 @@ describe('runVerify against a fake Insider', () => {
     assert.deepEqual(summary.differences, [{ email: 'b@example.com', attribute: 'yotpo_point_balance', sent: 7, stored: 99 }]);
     assert.match(io.err(), /b@example\.com: yotpo_point_balance differs: sent 7, stored 99/);
     assert.equal(io.out(), '');
+
+    const unreadable = await runVerify({ ...base, from: join(dir, 'no-such.csv') }, captureIo(env(insider.url), dir), {});
+    assert.equal(unreadable.exitCode, 2);
+    assert.match(unreadable.summary.error ?? '', /cannot read the audit CSV .*no-such\.csv/);
+    const dryRun = join(dir, 'dry.csv');
+    writeFileSync(dryRun, 'status,reason,email,name,source,omitted\r\nwould_send,,a@example.com,Ava,loyalty,\r\n');
+    const nothing = await runVerify({ ...base, from: dryRun }, captureIo(env(insider.url), dir), {});
+    assert.equal(nothing.exitCode, 2);
+    assert.match(nothing.summary.error ?? '', /no `sent` rows .*dry run/);
+    assert.equal(insider.bodies.length, 2);
   });
 
   test('--wait checks the users not visible yet again until they are', async (t) => {

@@ -3,6 +3,7 @@
 // by looking for each one in its user's profile. Reads Insider only; writes only what `deps` records.
 
 import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse } from 'csv-parse';
 import { loadConfig } from '../config.js';
@@ -56,7 +57,8 @@ export interface VerifyOptions {
   maxRetryAfter?: number;
 }
 
-export const VERIFY_DEFAULTS = { sample: 100, olderThanHours: DEFAULT_INGESTION_LAG_MS / 3_600_000 } as const;
+/** `--older-than`'s default: Insider's ingestion lag, in hours. */
+export const DEFAULT_OLDER_THAN_HOURS = DEFAULT_INGESTION_LAG_MS / 3_600_000;
 
 /** What verify needs from the state store and the world; the CLI wires them, tests inject them. */
 export interface VerifyDeps {
@@ -124,7 +126,12 @@ const PROGRESS_EVERY_MS = 10_000;
 
 /** The `sent` rows of an audit CSV, streamed. */
 async function* auditSentUsers(path: string): AsyncGenerator<SentUser> {
-  const rows = createReadStream(path).pipe(parse({ columns: true, bom: true, relax_column_count: true, skip_empty_lines: true }));
+  // pipeline, not pipe: a file that cannot be opened must fail the iteration, not the process.
+  const rows = pipeline(
+    createReadStream(path),
+    parse({ columns: true, bom: true, relax_column_count: true, skip_empty_lines: true }),
+    () => {},
+  );
   for await (const row of rows as AsyncIterable<Record<string, string>>) {
     const user = sentUserFromAuditRow(row);
     if (user) yield user;
@@ -372,7 +379,7 @@ async function verifyUncertain(
     return report;
   }
   const at = now();
-  const olderThanMs = (options.olderThanHours ?? VERIFY_DEFAULTS.olderThanHours) * 3_600_000;
+  const olderThanMs = (options.olderThanHours ?? DEFAULT_OLDER_THAN_HOURS) * 3_600_000;
 
   // One profile call per user, for all of its uncertain events at once.
   const byEmail = new Map<string, UncertainEntry[]>();
@@ -421,7 +428,7 @@ async function verifyUncertain(
 
   reporter.result(
     `verify --uncertain: ${plural(entries.length, 'uncertain event')}: ${report.delivered} delivered (found in Insider), ` +
-      `${report.released} released (absent ${options.olderThanHours ?? VERIFY_DEFAULTS.olderThanHours} h after sending: the next retry of its failed file, replay of its input or listen sends it), ` +
+      `${report.released} released (absent ${options.olderThanHours ?? DEFAULT_OLDER_THAN_HOURS} h after sending: the next retry of its failed file, replay of its input or listen sends it), ` +
       `${report.too_recent} too recent to decide, ${report.beyond_retention} beyond Insider's event retention (never released: Insider would not store it)`,
   );
   if (report.unresolvable.length > 0) {
