@@ -26,6 +26,7 @@ export async function runBackfill(given: Partial<BackfillOptions>, io: Io, contr
     control,
     needs,
     yotpoRps: { ...(options.loyalty ? { loyalty: options.loyaltyRps } : {}), ...(options.reviews ? { reviews: options.reviewsRps } : {}) },
+    schema: 'attributes',
     auditColumns: USER_AUDIT_COLUMNS,
     progress: { records: 'customers', reviews: options.reviews, totalKnown: options.loyalty && options.loyaltyEndpoint === 'all' && !options.emails },
     prepare: async (ctx) => {

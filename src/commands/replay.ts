@@ -29,6 +29,7 @@ export async function runReplay(input: string, given: Partial<ReplayOptions>, io
     io,
     control,
     needs: [],
+    schema: 'all',
     auditColumns: EVENT_AUDIT_COLUMNS,
     auditByLine: true,
     progress: { records: 'events' },

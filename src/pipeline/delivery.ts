@@ -2,6 +2,7 @@
 // at most `concurrency` requests in flight (p-limit is the one bound), and each user's outcome is
 // handed back in batch order. A dry run takes the same path; only the POST is skipped.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
 import { Batcher, INSIDER_MAX_USERS, toBatchItem, type BatchItem } from '../core/batcher.js';
 import { uploadBatch, type UploadSettings, type UserOutcome } from '../insider/upload.js';
@@ -10,7 +11,14 @@ import type { SendItem } from './items.js';
 export interface DeliverySettings extends UploadSettings {
   concurrency: number;
   batchSize: number;
+  /**
+   * listen: a batch that meets a fatal error (credentials rejected, Insider unavailable) is kept and
+   * tried again with backoff until it is answered or the run stops, instead of stopping the run.
+   */
+  persist?: { onDegraded: (error: Error) => void; onHealthy: () => void; stop: AbortSignal };
 }
+
+const PERSIST_BACKOFF_MS = [1000, 2000, 5000, 10_000, 30_000, 60_000];
 
 /** Called once per answered batch with each user's outcome; what it throws stops the run. */
 export type BatchOutcomes<Tag> = (items: readonly BatchItem<SendItem<Tag>>[], outcomes: readonly UserOutcome[]) => Promise<void>;
@@ -40,6 +48,12 @@ export class Delivery<Tag> {
     if (this.fatal) throw this.fatal;
     const batch = this.batcher.add(toBatchItem(item.user, item));
     if (batch) await this.submit(batch.items);
+  }
+
+  /** Sends what is batched now, without waiting for a full batch (a live source gone quiet). */
+  async flush(): Promise<void> {
+    const batch = this.batcher.flush();
+    if (batch && !this.fatal) await this.submit(batch.items);
   }
 
   /** Sends what is batched and waits for every upload. */
@@ -81,9 +95,29 @@ export class Delivery<Tag> {
       await this.route(items, outcomes);
       return;
     }
-    const result = await uploadBatch(items, this.settings);
-    if (result.fatal) this.stop(result.fatal);
-    await this.route(items, result.outcomes);
+    const persist = this.settings.persist;
+    let pending = items;
+    for (let round = 0; ; round++) {
+      const result = await uploadBatch(pending, this.settings);
+      if (!result.fatal || !persist) {
+        if (result.fatal) this.stop(result.fatal);
+        else persist?.onHealthy();
+        await this.route(pending, result.outcomes);
+        return;
+      }
+      // Kept for another try: users Insider did not process. What it did answer is routed now.
+      const retry = pending.filter((_, index) => isRetriable(result.outcomes[index]!));
+      const answered = pending.flatMap((item, index) => (isRetriable(result.outcomes[index]!) ? [] : [{ item, outcome: result.outcomes[index]! }]));
+      if (answered.length > 0) await this.route(answered.map((entry) => entry.item), answered.map((entry) => entry.outcome));
+      persist.onDegraded(result.fatal);
+      pending = retry;
+      if (pending.length === 0) return;
+      const stopped = await sleep(PERSIST_BACKOFF_MS[Math.min(round, PERSIST_BACKOFF_MS.length - 1)]!, false, { signal: persist.stop }).catch(() => true);
+      if (stopped) {
+        await this.route(pending, pending.map((): UserOutcome => ({ status: 'unsent', error: 'the run stopped while Insider was unavailable' })));
+        return;
+      }
+    }
   }
 
   private async route(items: BatchItem<SendItem<Tag>>[], outcomes: readonly UserOutcome[]): Promise<void> {
@@ -99,4 +133,8 @@ export class Delivery<Tag> {
     this.fatal = error;
     this.onFatal(error);
   }
+}
+
+function isRetriable(outcome: UserOutcome): boolean {
+  return outcome.status === 'unsent' || outcome.status === 'failed';
 }

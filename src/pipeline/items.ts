@@ -28,6 +28,8 @@ export interface SkipItem {
   audit?: AuditRows;
   /** Users skipped because Insider may hold their events go to the failed file as they were (retry, replay). */
   failedLine?: Record<string, unknown>;
+  /** The ledger key of the event skipped, when the ledger decided it. */
+  key?: string;
 }
 
 export interface RejectItem {
@@ -36,6 +38,13 @@ export interface RejectItem {
   reason: string;
   raw: string;
   audit?: AuditRows;
+  /** The rejects-file line, when it says more than line, reason and raw (listen: where in the archive). */
+  record?: Record<string, unknown>;
 }
 
-export type Item<Tag> = SendItem<Tag> | SkipItem | RejectItem;
+/** A live source has nothing more for now: send what is batched without waiting for a full batch. */
+export interface FlushItem {
+  kind: 'flush';
+}
+
+export type Item<Tag> = SendItem<Tag> | SkipItem | RejectItem | FlushItem;

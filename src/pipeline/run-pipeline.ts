@@ -20,6 +20,7 @@ import { Reporter, type Io } from './report.js';
 import { closeOutputs, finishRun, makeClients, openOutputs, type Clients, type CommonOptions, type Outputs, type RunControl } from './run.js';
 import { addReason, newSummary, type RunCommand, type RunSummary } from './summary.js';
 import { writeSample } from '../state/samples.js';
+import { checkPanel, type SchemaScope } from './schema-check.js';
 
 export interface RunContext {
   readonly options: CommonOptions;
@@ -58,6 +59,10 @@ export interface PipelineSpec<Tag> {
   rejectsFile?: string;
   /** Progress display: what is read ("customers", "events", "users"), and whether reviews are paged. */
   progress: { records: string; reviews?: boolean; totalKnown?: boolean };
+  /** listen: an Insider that rejects or fails does not stop the run; batches wait and are tried again. */
+  persist?: { onDegraded: (error: Error) => void; onHealthy: () => void };
+  /** The panel check at start: what this run sends (none: no check). */
+  schema?: SchemaScope;
   /** Checks and opens what the command needs before any output exists (usage errors stop here). */
   prepare?: (ctx: RunContext) => Promise<void> | void;
   source: (ctx: RunContext) => AsyncIterable<Item<Tag>>;
@@ -131,6 +136,11 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
     };
     ctx = context;
     await spec.prepare?.(context);
+    if (spec.schema && config.insider) {
+      // A dry run has no upload client; the metadata read is harmless, so it gets a client of its own.
+      const reader = clients.insider ?? makeClients(config, { ...options, dryRun: false }, {}, reporter).insider!;
+      await checkPanel(reader, spec.schema, { dryRun: options.dryRun, allowMissing: options.allowMissingSchema, reporter });
+    }
     outputs = openOutputs(command, options, io, startedAt, spec.auditColumns, config.insider, spec.rejectsFile);
     if (options.dryRun) reporter.info('dry run: everything is read, built, batched and checked; nothing is sent to Insider');
     if (store && !options.dryRun) await store.runs.started({ id: store.runId, command, started_at: startedAt.toISOString() });
@@ -146,6 +156,7 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
         maxBytes: options.maxRequestBytes,
         skipHook: !options.triggerJourneys,
         onAmbiguous: options.onAmbiguous,
+        ...(spec.persist ? { persist: { ...spec.persist, stop: stop.signal } } : {}),
       },
       route.onTime,
       (fatal) => stop.abort(fatal),
@@ -169,10 +180,12 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
         addReason(summary.skipped_reasons, item.reason, count);
         if (item.failedLine && live.failed && !options.dryRun) live.failed.write({ ...item.failedLine, account: live.account });
         writeRows(live, item.audit, 'skipped', item.reason, byLine);
+      } else if (item.kind === 'flush') {
+        await delivery.flush();
       } else {
         summary.events.rejected++;
         addReason(summary.rejected_reasons, item.reason);
-        live.rejects?.write({ line: item.line, reason: item.reason, raw: item.raw });
+        live.rejects?.write(item.record ?? { line: item.line, reason: item.reason, raw: item.raw });
         writeRows(live, item.audit, 'rejected', item.reason, byLine);
       }
       await live.audit?.drained();

@@ -73,7 +73,7 @@ export function makeClients(
 export interface Outputs {
   audit?: AuditCsv;
   failed?: JsonlWriter<Record<string, unknown>>;
-  rejects?: JsonlWriter<{ line: number; reason: string; raw: string }>;
+  rejects?: JsonlWriter<Record<string, unknown>>;
   /** Recorded on every failed line, so a retry against another account is refused. */
   account: { partner: string; url: string } | null;
 }

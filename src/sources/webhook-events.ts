@@ -108,9 +108,16 @@ export class EventChunk {
     this.byEmail = new Map();
     if (chunk.size === 0) return;
     const verdicts = ledger ? await ledger.reserve([...chunk.values()].flat().map((queued) => queued.ref), this.resend) : undefined;
+    // One event twice in a chunk (a delivery Yotpo repeated): the first is sent, the second skipped.
+    const taken = new Set<string>();
     for (const [email, queued] of chunk) {
       const reserved: QueuedEvent[] = [];
       for (const event of queued) {
+        if (taken.has(event.ref.key)) {
+          yield { kind: 'skip', unit: 'event', reason: 'duplicate', key: event.ref.key, audit: eventAudit([auditInput(event)]) };
+          continue;
+        }
+        taken.add(event.ref.key);
         const verdict = verdicts?.get(event.ref.key) ?? 'reserved';
         if (verdict === 'reserved') {
           reserved.push(event);
@@ -122,6 +129,7 @@ export class EventChunk {
           kind: 'skip',
           unit: 'event',
           reason: LEDGER_REASON[verdict],
+          key: event.ref.key,
           audit: eventAudit([auditInput(event)]),
           ...(verdict === 'delivery uncertain' ? { failedLine: { user, error: 'Insider may hold this event already (an earlier delivery was uncertain)', status: null, attempts: 0, delivery_uncertain: true, event_keys: [event.ref.key] } } : {}),
         };
