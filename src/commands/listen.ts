@@ -114,7 +114,7 @@ export async function runListen(given: Partial<ListenOptions>, io: Io, control: 
         control: { signal: forwarderStop.signal },
         needs: [],
         auditColumns: EVENT_AUDIT_COLUMNS,
-        rejectsFile: join(archiveDir, 'rejects.jsonl'),
+        rejects: { file: join(archiveDir, 'rejects.jsonl'), append: true },
         progress: { records: 'events' },
         persist: {
           onDegraded: (error) => setInsider((error as { exitCode?: number }).exitCode === EXIT.stopped && /credentials|rejected|partner|access/i.test(error.message) ? 'rejected' : 'retrying', error.message),
@@ -148,7 +148,9 @@ export async function runListen(given: Partial<ListenOptions>, io: Io, control: 
     reporter.error(`error: ${archiveFailure.message}`);
     return { exit_code: EXIT.stopped };
   }
-  // A signal is how a service is stopped: exit 0 (SPEC §8), unless records failed.
+  // A signal is how a service is stopped: exit 0 (SPEC §8), also when records failed, were rejected
+  // or are uncertain on the way (the summary and the failed and rejects files say so). A stop for a
+  // cause (exit 2, 3) keeps its code.
   const code = summary?.exit_code ?? EXIT.ok;
-  return { exit_code: code === EXIT.interrupted ? EXIT.ok : code };
+  return { exit_code: code === EXIT.interrupted || code === EXIT.someFailed ? EXIT.ok : code };
 }
