@@ -146,6 +146,8 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
   const signalNames: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const name of signalNames) process.on(name, onSignal);
 
+  // A reader that goes away (`| head`) is not a crash: what is written after is dropped (SPEC §5).
+  for (const stream of [io.stdout, io.stderr]) if (stream.listenerCount('error') === 0) stream.on('error', () => undefined);
   let code: number = EXIT.ok;
   const commandName = argv[2];
   try {

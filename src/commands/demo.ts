@@ -10,6 +10,7 @@ import type { Io } from '../pipeline/report.js';
 import { customerAt, reviewAt, startSandbox } from '../sandbox/index.js';
 import { runBackfill } from './backfill.js';
 import { runReplay } from './replay.js';
+import { runVerifyCommand } from './verify-run.js';
 
 const FIXTURE = resolve(dirname(fileURLToPath(import.meta.url)), '../../fixtures/events.jsonl');
 
@@ -37,7 +38,7 @@ export async function runDemo(options: { customers: number; reviews: number; see
     say(`sandbox: ${options.customers} loyalty customers and ${options.reviews} reviews on ${sandbox.url}`);
     say('');
     say('$ yotpo-insider backfill');
-    const demoIo: Io = { ...io, env: { ...sandbox.env }, cwd: workdir };
+    const demoIo: Io = { ...io, env: { ...sandbox.env, YOTPO_INSIDER_STATE_DIR: join(workdir, 'state') }, cwd: workdir };
     const started = Date.now();
     const backfill = await runBackfill({}, demoIo);
     const wall = Date.now() - started;
@@ -70,6 +71,13 @@ export async function runDemo(options: { customers: number; reviews: number; see
         `${replay.events.rejected} bad lines rejected (see the rejects file), ${replay.events.skipped} skipped`,
     );
     ok &&= replayOk;
+
+    say('');
+    say('$ yotpo-insider verify');
+    const verified = await runVerifyCommand(backfill.run_id ? { run: backfill.run_id } : {}, demoIo);
+    say('');
+    say(`${verified === 0 ? '✔' : '✘'} verify: a sample of the backfill read back from Insider (sandbox) ${verified === 0 ? 'matches what was sent' : 'does not match; see above'}`);
+    ok &&= verified === 0;
     return ok ? 0 : 1;
   } finally {
     await sandbox.close();

@@ -25,7 +25,7 @@ export async function runReplay(input: string, given: Partial<ReplayOptions>, io
   return runPipeline<EventTag>({
     command: 'replay',
     options,
-    rejectsFile: options.rejects ?? (input === '-' ? `yotpo-insider-rejects-${fileTimestamp(startedAt)}.jsonl` : `${input}.rejects.jsonl`),
+    rejects: { file: options.rejects ?? (input === '-' ? `yotpo-insider-rejects-${fileTimestamp(startedAt)}.jsonl` : `${input}.rejects.jsonl`), append: false },
     io,
     control,
     needs: [],

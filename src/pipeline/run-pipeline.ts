@@ -10,6 +10,7 @@ import type { BatchItem } from '../core/batcher.js';
 import { Reservoir } from '../core/reservoir.js';
 import { InterruptedError, type ApiName } from '../errors.js';
 import type { UserOutcome } from '../insider/upload.js';
+import { sweepStaleTempDirs } from '../io/files.js';
 import { redact } from '../io/redact.js';
 import type { Ledger } from '../state/ledger.js';
 import { legacyStateNotice, StateStore } from '../state/store.js';
@@ -55,8 +56,8 @@ export interface PipelineSpec<Tag> {
   auditColumns: readonly string[];
   /** Audit rows start with an input line number and are written in line order (replay). */
   auditByLine?: boolean;
-  /** The rejects file of a command that reads input lines (replay, listen), relative to the working folder. */
-  rejectsFile?: string;
+  /** The rejects file of a command that reads input lines (replay, listen); listen appends to its archive's. */
+  rejects?: { file: string; append: boolean };
   /** Progress display: what is read ("customers", "events", "users"), and whether reviews are paged. */
   progress: { records: string; reviews?: boolean; totalKnown?: boolean };
   /** listen: an Insider that rejects or fails does not stop the run; batches wait and are tried again. */
@@ -95,6 +96,8 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
   let sample: Reservoir<InsiderUser> | undefined;
   let error: unknown;
   try {
+    // Temporary files of runs that died (customer data) go at the next start.
+    sweepStaleTempDirs();
     const needs = options.dryRun ? spec.needs : [...spec.needs, 'insider' as const];
     const config = loadConfig(needs, io);
     const clients = makeClients(config, options, spec.yotpoRps ?? {}, reporter, stop.signal);
@@ -141,7 +144,10 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
       const reader = clients.insider ?? makeClients(config, { ...options, dryRun: false }, {}, reporter).insider!;
       await checkPanel(reader, spec.schema, { dryRun: options.dryRun, allowMissing: options.allowMissingSchema, reporter });
     }
-    outputs = openOutputs(command, options, io, startedAt, spec.auditColumns, config.insider, spec.rejectsFile);
+    // A dry run whose CSV reader went away (`--out - | head`) has nothing left to do: it stops quietly.
+    outputs = openOutputs(command, options, io, startedAt, spec.auditColumns, config.insider, spec.rejects, () => {
+      if (options.dryRun) stop.abort(new ReaderGone());
+    });
     if (options.dryRun) reporter.info('dry run: everything is read, built, batched and checked; nothing is sent to Insider');
     if (store && !options.dryRun) await store.runs.started({ id: store.runId, command, started_at: startedAt.toISOString() });
     sample = !options.dryRun && options.sampleSize > 0 ? new Reservoir(options.sampleSize) : undefined;
@@ -190,6 +196,7 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
       }
       await live.audit?.drained();
     }
+    if (stop.signal.reason instanceof ReaderGone) return quietEnd(summary, outputs, startedAt);
     if (stop.signal.reason instanceof Error && !(stop.signal.reason instanceof InterruptedError)) throw stop.signal.reason;
     if (stop.signal.aborted) throw new InterruptedError();
     await delivery.finish();
@@ -224,6 +231,17 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
   const result = finishRun(summary, error, ctx?.clients.counters, startedAt.getTime(), reporter, io, options, hint);
   if (ctx?.store && !options.dryRun) await recordRun(ctx.store, result, sample, reporter);
   return result;
+}
+
+/** The reader of a dry run's CSV on stdout went away (`| head`). */
+class ReaderGone extends Error {}
+
+/** A dry run whose CSV reader went away: nothing is left to do, nothing to say (SPEC §5). */
+async function quietEnd(summary: RunSummary, outputs: Outputs | undefined, startedAt: Date): Promise<RunSummary> {
+  await closeOutputs(undefined, outputs?.failed, outputs?.rejects, outputs?.audit);
+  summary.duration_ms = Date.now() - startedAt.getTime();
+  summary.exit_code = 0;
+  return summary;
 }
 
 /** The run log's end line, with verify's sample of the users Insider confirmed. */

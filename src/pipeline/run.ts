@@ -1,9 +1,10 @@
 // What the run pipeline builds for every command: its API clients, its output files (audit CSV,
 // failed file, rejects file) and how a run ends (summary, exit code, the hints an operator needs).
 
+import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Config } from '../config.js';
-import { AuthError, EXIT, exitCodeOf, InterruptedError, type ApiName } from '../errors.js';
+import { AuthError, EXIT, exitCodeOf, InterruptedError, UsageError, type ApiName } from '../errors.js';
 import { insiderHeaders } from '../insider/headers.js';
 import { AuditCsv } from '../io/csv.js';
 import { assertWritable } from '../io/files.js';
@@ -89,8 +90,10 @@ export function openOutputs(
   startedAt: Date,
   columns: readonly string[],
   insider: Config['insider'],
-  rejectsFile?: string,
+  rejects?: { file: string; append: boolean },
+  onStdoutClosed?: () => void,
 ): Outputs {
+  if (options.out === '-' && options.json) throw new UsageError('--out - writes the CSV to stdout, where --json writes the summary: choose one (or --out <file>)');
   const stamp = fileTimestamp(startedAt);
   const failedPath = resolve(io.cwd, options.failed ?? `yotpo-insider-failed-${stamp}.jsonl`);
   assertWritable(failedPath, 'the failed file');
@@ -98,15 +101,17 @@ export function openOutputs(
     failed: new JsonlWriter(failedPath),
     account: insider ? { partner: insider.partnerName, url: insider.url } : null,
   };
-  if (rejectsFile !== undefined) {
-    const rejectsPath = resolve(io.cwd, rejectsFile);
+  if (rejects !== undefined) {
+    const rejectsPath = resolve(io.cwd, rejects.file);
     assertWritable(rejectsPath, 'the rejects file');
+    // A replay's rejects file holds this run's rejects only: an earlier run's would read as this one's.
+    if (!rejects.append) rmSync(rejectsPath, { force: true });
     outputs.rejects = new JsonlWriter(rejectsPath);
   }
   if (options.dryRun || options.out) {
     const path = options.out === '-' ? '-' : resolve(io.cwd, options.out ?? `yotpo-insider-${command}-${stamp}.csv`);
     if (path !== '-') assertWritable(path, 'the audit CSV');
-    outputs.audit = new AuditCsv(path, columns, io.stdout, { excel: options.excel });
+    outputs.audit = new AuditCsv(path, columns, io.stdout, { excel: options.excel, ...(onStdoutClosed ? { onStdoutClosed } : {}) });
   }
   return outputs;
 }
