@@ -472,3 +472,36 @@ test('a non-idempotent request: 503 with Retry-After is retried, 503 without it 
     await fake.close();
   }
 });
+
+test('--on-ambiguous resend that never gets an answer: users with events uncertain, the outage stops the run', async () => {
+  await withSandbox({ afterStore: { mode: '500', count: 100 } }, async ({ sb, client, counters }) => {
+    const result = await uploadBatch([eventUser('a@example.com'), attributeUser('b@example.com')], settings(client(), { onAmbiguous: 'resend' }));
+    assert.deepEqual(statuses(result.outcomes), ['uncertain', 'failed']);
+    assert.equal((result.fatal as { exitCode?: number }).exitCode, 3);
+    assert.equal(counters.resentAfterAmbiguous, FAST_RETRY.maxAttempts - 1);
+    assert.equal(sb.storedBatches, FAST_RETRY.maxAttempts);
+  });
+});
+
+test('interrupted while Insider holds the answer: users with events uncertain, the others unsent', async () => {
+  await withSandbox({ afterStore: { mode: 'hold', count: 1 } }, async ({ sb }) => {
+    const controller = new AbortController();
+    const client = new ApiClient({
+      api: 'insider',
+      baseUrl: sb.url,
+      headers: insiderHeaders({ partnerName: C.insiderPartner, apiKey: C.insiderApiKey }),
+      rps: 0,
+      retry: FAST_RETRY,
+      timeoutMs: 10_000,
+      counters: newRequestCounters(),
+      signal: controller.signal,
+    });
+    const pending = uploadBatch([eventUser('a@example.com'), attributeUser('b@example.com')], settings(client));
+    await sb.waitForStored(1);
+    controller.abort();
+    const result = await pending;
+    sb.releaseHeld();
+    assert.deepEqual(statuses(result.outcomes), ['uncertain', 'unsent']);
+    assert.equal((result.fatal as { exitCode?: number }).exitCode, 130);
+  });
+});

@@ -154,7 +154,7 @@ export class UnreadableError extends ApiError {
   }
 }
 
-/** Stopped by the signal; `requestInFlight` when an attempt had been sent and not answered. */
+/** Stopped by the signal; `requestInFlight` when an attempt may have reached the API without a trusted answer. */
 export class RequestInterruptedError extends InterruptedError {
   constructor(readonly requestInFlight: boolean) {
     super();
@@ -236,16 +236,16 @@ export class ApiClient {
   }
 
   async request(req: ApiRequest): Promise<ApiResponse> {
-    const progress = { inFlight: false };
+    const progress = { inFlight: false, ambiguous: false };
     try {
       return await this.attempts(req, progress);
     } catch (error) {
-      if (this.options.signal?.aborted) throw new RequestInterruptedError(progress.inFlight);
+      if (this.options.signal?.aborted) throw new RequestInterruptedError(progress.inFlight || progress.ambiguous);
       throw error;
     }
   }
 
-  private async attempts(req: ApiRequest, progress: { inFlight: boolean }): Promise<ApiResponse> {
+  private async attempts(req: ApiRequest, progress: { inFlight: boolean; ambiguous: boolean }): Promise<ApiResponse> {
     const { api, retry, counters, signal, baseUrl } = this.options;
     const method = req.method ?? 'GET';
     const idempotent = req.idempotent ?? true;
@@ -298,9 +298,10 @@ export class ApiClient {
           if (resetMs !== undefined) failure.rateLimitResetMs = resetMs;
         }
       } catch (error) {
-        progress.inFlight = false;
         if (error instanceof ApiError || error instanceof AuthError) throw error;
+        // Aborted while the request was out: it stays in flight (it may have reached the API).
         if (signal?.aborted) throw error;
+        progress.inFlight = false;
         const message = redact(error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error));
         this.log(`${method} ${req.path} → ${message} (${Date.now() - started} ms)`);
         if (!isRetryableNetworkError(error)) throw new ApiError(api, message, null);
@@ -310,6 +311,7 @@ export class ApiClient {
       last = failure;
       if (failure.kind === 'ambiguous') {
         ambiguousAttempts++;
+        progress.ambiguous = true;
         if (!idempotent) {
           if (req.onAmbiguous !== 'resend') throw new AmbiguousError(api, failure.problem, failure.status, attempt);
           if (attempt < retry.maxAttempts) counters.resentAfterAmbiguous++;
