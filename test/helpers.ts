@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -31,8 +31,16 @@ export function captureIo(env: Record<string, string>, cwd = workdir()): Capture
   return { stdout, stderr, stderrIsTty: false, env, cwd, out: () => out, err: () => err };
 }
 
+// Every working folder a test makes is removed when the test process ends, whatever its outcome.
+const removeAtExit = new Set<string>();
+process.once('exit', () => {
+  for (const dir of removeAtExit) rmSync(dir, { recursive: true, force: true });
+});
+
 export function workdir(): string {
-  return mkdtempSync(join(tmpdir(), 'yotpo-insider-test-'));
+  const dir = mkdtempSync(join(tmpdir(), 'yotpo-insider-test-'));
+  removeAtExit.add(dir);
+  return dir;
 }
 
 /** Options that lift every rate limit and shorten backoff, so tests run at loopback speed. */

@@ -5,6 +5,7 @@
 // every output, the run log, verify's sample and the summary.
 
 import { loadConfig, type Config } from '../config.js';
+import { FillCounter, formatFillReport } from '../core/fill-report.js';
 import { flattenAttributes, type FieldWarnings, type InsiderUser } from '../core/transform.js';
 import type { BatchItem } from '../core/batcher.js';
 import { Reservoir } from '../core/reservoir.js';
@@ -94,6 +95,7 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
   let delivery: Delivery<Tag> | undefined;
   let progress: Progress | undefined;
   let sample: Reservoir<InsiderUser> | undefined;
+  let fillCounter: FillCounter | undefined;
   let error: unknown;
   try {
     // Temporary files of runs that died (customer data) go at the next start.
@@ -169,6 +171,7 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
       route.late,
     );
 
+    const fill = options.dryRun ? (fillCounter = new FillCounter()) : undefined;
     const live = outputs;
     const byLine = spec.auditByLine === true;
     for await (const item of spec.source(context)) {
@@ -177,6 +180,7 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
         summary.users.read++;
         summary.users.sent++;
         summary.events.sent += item.events?.length ?? 0;
+        fill?.add(item.user);
         await delivery.add(item);
       } else if (item.kind === 'skip') {
         const count = item.count ?? 1;
@@ -226,6 +230,10 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
   if (options.dryRun) {
     summary.users.succeeded = 0;
     summary.events.succeeded = 0;
+  }
+  if (fillCounter && fillCounter.users > 0) {
+    summary.fill = fillCounter.report(summary.field_warnings);
+    if (!options.json) for (const line of formatFillReport(summary.fill, fillCounter.users)) reporter.result(line);
   }
   const hint = ctx ? spec.resumeHint?.(ctx) : undefined;
   const result = finishRun(summary, error, ctx?.clients.counters, startedAt.getTime(), reporter, io, options, hint);

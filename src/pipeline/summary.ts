@@ -3,6 +3,7 @@
 
 import { createRequire } from 'node:module';
 import { EXIT, type ExitCode } from '../errors.js';
+import type { FillLine } from '../core/fill-report.js';
 import type { RequestCounters } from '../io/http.js';
 
 export const VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
@@ -50,6 +51,8 @@ export interface RunSummary {
   /** The account's folder in the state store. */
   state_dir: string | null;
   audit_file: string | null;
+  /** A dry run: per attribute, users carrying it and omissions with their reasons. */
+  fill?: FillLine[];
   /** The message of the error that stopped the run (exit 2 or 3). */
   error?: string;
 }

@@ -29,6 +29,9 @@ async function firstLine(path: string): Promise<string> {
 export async function readEmailList(path: string): Promise<EmailList> {
   const header = (await firstLine(path)).replace(/^\uFEFF/, '');
   const isCsv = header.split(',').some((cell) => cell.trim().replace(/^"|"$/g, '').toLowerCase() === 'email') && header.includes(',');
+  if (!isCsv && header.includes(',') && !normaliseEmail(header.split(',')[0])) {
+    throw new UsageError(`--emails ${path} looks like a CSV (its first line has commas) but has no email column: name that column "email", or give one email per line`);
+  }
   const seen = new Set<string>();
   const emails: string[] = [];
   let invalid = 0;

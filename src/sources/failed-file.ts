@@ -97,7 +97,8 @@ function eventRefs(record: FailedLine): EventRef[] {
 }
 
 function itemFor(record: FailedLine, verdicts: ReadonlyMap<string, Reservation>, force: boolean, ledgerRead: boolean): Item<RetryTag> {
-  const user = record.user;
+  // A line written by an earlier version may lack not_append: Insider would then grow array attributes.
+  const user: InsiderUser = { ...record.user, not_append: true };
   const email = user.identifiers.email;
   const refs = eventRefs(record);
   const audit = userAudit(email, user, 'retry');
