@@ -90,6 +90,7 @@ interface Sample {
   done: number;
   /** Users Insider answered for. */
   answered: number;
+  read: number;
   reviews: number;
   requests: Record<ApiName, number> | undefined;
 }
@@ -141,7 +142,7 @@ export class Progress {
   private lastLineAt: number;
   private figures: ProgressFigures | undefined;
   private readonly window = new RateWindow();
-  /** Done count when the reviewer-only users began: their share of the work. */
+  /** Records read when the reviewer-only users began: what was read after them is theirs. */
   private reviewersFrom: number | undefined;
   private readonly bars: Bars | undefined;
   private readonly ticker: NodeJS.Timeout | undefined;
@@ -176,13 +177,13 @@ export class Progress {
 
   private record(figures: ProgressFigures): void {
     this.figures = merge(this.figures, figures);
-    if (this.figures.phase === 'reviewers') this.reviewersFrom ??= doneOf(this.figures);
+    if (this.figures.phase === 'reviewers') this.reviewersFrom ??= this.figures.customersRead;
     this.sample();
   }
 
   private sample(): void {
     const counters = this.options.clients?.counters;
-    this.window.add({ at: this.now(), done: doneOf(this.figures!), answered: answeredOf(this.figures!), reviews: this.figures!.reviews, requests: counters ? { ...counters.requests } : undefined });
+    this.window.add({ at: this.now(), done: doneOf(this.figures!), answered: answeredOf(this.figures!), read: this.figures!.customersRead, reviews: this.figures!.reviews, requests: counters ? { ...counters.requests } : undefined });
   }
 
   private maybePrintLine(): void {
@@ -224,16 +225,17 @@ export class Progress {
     const label = this.options.records;
     const rate = this.window.rate((s) => s.done);
     const done = doneOf(f);
-    if (f.phase === 'reviewers' && f.reviewersTotal !== undefined) {
-      const sent = done - (this.reviewersFrom ?? done);
-      return `reviewer-only ${bar(sent / Math.max(1, f.reviewersTotal))} ${n(sent)} of ${n(f.reviewersTotal)}${eta(f.reviewersTotal - sent, rate)}`;
+    if (this.reviewersFrom !== undefined) {
+      const read = f.customersRead - this.reviewersFrom;
+      if (f.reviewersTotal === undefined) return `reviewer-only users ${n(read)} read`;
+      return `reviewer-only users ${bar(read / Math.max(1, f.reviewersTotal))} ${n(read)} of ${n(f.reviewersTotal)} read${eta(f.reviewersTotal - read, this.window.rate((s) => s.read))}`;
     }
     const held = f.held ? `, ${n(f.held)} held` : '';
     if (!f.customersTotal) return `${label} ${n(f.customersRead)} read${held}`;
     const share = Math.min(1, done / f.customersTotal);
     const approx = f.customersTotalEstimated ? '~' : '';
     const sending = f.phase !== 'held' || f.reviewsDone === true;
-    return `${label} ${bar(share)} ${n(f.customersRead)} of ${approx}${n(f.customersTotal)} read${held} (${Math.floor(share * 100)}%)${sending ? eta(f.customersTotal - done, rate) : ''}`;
+    return `${label} ${bar(share)} ${n(f.customersRead)} of ${approx}${n(f.customersTotal)} read${held} · ${n(done)} done (${Math.floor(share * 100)}%)${sending ? eta(f.customersTotal - done, rate) : ''}`;
   }
 
   private usersRow(f: ProgressFigures): string {
