@@ -9,7 +9,7 @@ import { limitReached, listed, activeSince, reviewedSince } from '../core/predic
 import { ReviewAggregator } from '../core/review-aggregates.js';
 import { StringIndex } from '../core/compact.js';
 import { mapAttributes, mapUser, normaliseEmail, toInsiderUser, type FieldWarnings, type FlatAttributes, type InsiderUser } from '../core/transform.js';
-import { StoreError } from '../errors.js';
+import { ApiError, StoreError } from '../errors.js';
 import { holdUntil, prefetch, privateTempDir, removeTempDir, writeJsonl } from '../io/files.js';
 import { readLines } from '../io/lines.js';
 import { readAhead } from '../io/read-ahead.js';
@@ -37,6 +37,7 @@ export async function* backfillSource(ctx: RunContext, plan: BackfillPlan): Asyn
   const aggregator = options.reviews && !snapshotSaved ? new ReviewAggregator() : undefined;
   const reviews = aggregator ? aggregateReviews(ctx, aggregator, options) : Promise.resolve();
   reviews.catch(() => undefined); // awaited below
+  ctx.progress({ phase: aggregator ? (phase === 'loyalty' ? 'held' : 'reviews') : phase === 'loyalty' ? 'sending' : 'reviewers' });
   const transform = options.birthdayPlaceholderYear ? { placeholderYear: options.birthdayPlaceholderYear } : {};
   const read = () => ctx.summary.users.read;
 
@@ -83,7 +84,7 @@ export async function* backfillSource(ctx: RunContext, plan: BackfillPlan): Asyn
         yield { kind: 'send', user, tag: { page: seq }, audit: userAudit(email, user, 'loyalty', omitted) };
       }
       if (pageComplete) checkpoint?.pageRead(seq, page.nextCursor);
-      if (page.totalPages) ctx.progress({ customersTotal: page.totalPages * LOYALTY_PAGE_SIZE });
+      ctx.progress(page.totalPages ? { customersTotal: page.totalPages * LOYALTY_PAGE_SIZE } : {});
       if (!pageComplete) {
         complete = false;
         break;
@@ -96,6 +97,7 @@ export async function* backfillSource(ctx: RunContext, plan: BackfillPlan): Asyn
   await reviews;
   if (!options.reviews || limitReached(read(), options.limit) || ctx.signal.aborted) return;
   yield* reviewerOnlyUsers(ctx, plan, aggregator);
+  ctx.progress({ phase: 'finishing' });
 }
 
 /** The loyalty listing this run reads: --emails lookups, the numbered `all` listing, or `recent`. */
@@ -105,7 +107,24 @@ function loyaltyListing(ctx: RunContext, { options, checkpoint, emailList, since
   const cursor = checkpoint?.state.cursor ?? null;
   const lastSeenAt = sinceMs === undefined ? undefined : new Date(sinceMs).toISOString().slice(0, 10);
   if (options.loyaltyEndpoint === 'all') return allCustomerPages(client, options.pagesInFlight, cursor ? Number(cursor) : 1, { lastSeenAt });
-  return recentCustomerPages(client, cursor, {});
+  return cursor ? resumedAt(recentCustomerPages(client, cursor, {}), cursor) : recentCustomerPages(client, null, {});
+}
+
+/** A saved cursor Yotpo no longer accepts would stop every resume the same way: say how to get out. */
+async function* resumedAt(pages: AsyncGenerator<LoyaltyPage>, cursor: string): AsyncGenerator<LoyaltyPage> {
+  let first = true;
+  try {
+    for await (const page of pages) {
+      first = false;
+      yield page;
+    }
+  } catch (error) {
+    const status = (error as { status?: unknown }).status;
+    if (first && error instanceof ApiError && typeof status === 'number' && status >= 400 && status < 500) {
+      throw new ApiError('loyalty', `Yotpo refused the saved cursor ${cursor} (HTTP ${status}); the checkpoint cannot be resumed: run again with --fresh`, status);
+    }
+    throw error;
+  }
 }
 
 /** Pages the reviews (several in flight) into the aggregator; resolves when the list is complete. */
@@ -119,6 +138,7 @@ async function aggregateReviews(ctx: RunContext, aggregator: ReviewAggregator, o
     for (const review of page.reviews) aggregator.add(review);
     ctx.progress({ reviewPages: pages, reviews });
   }
+  ctx.progress({ reviewsDone: true });
   ctx.summary.reviews = {
     read: reviews,
     included: aggregator.verdicts.included,
@@ -163,9 +183,11 @@ async function* reviewerOnlyUsers(ctx: RunContext, { options, checkpoint, sinceM
     } else if (!existsSync(snapshot)) {
       throw new StoreError(`the reviewer snapshot ${snapshot} named by the checkpoint is gone; run again with --fresh`);
     }
+    ctx.progress({ phase: 'reviewers' });
     for await (const { lineNumber, text } of readLines(snapshot)) {
       if (ctx.signal.aborted || limitReached(ctx.summary.users.read, options.limit)) return;
       const position = lineNumber - 1;
+      if (position % 100 === 0) ctx.progress({});
       if (position < (checkpoint?.reviewersBefore ?? 0) || text === '') continue;
       const { email, attributes } = JSON.parse(text) as { email: string; attributes: FlatAttributes };
       const user: InsiderUser = toInsiderUser(email, attributes);
