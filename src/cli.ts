@@ -90,7 +90,7 @@ export function buildProgram(io: Io, control: RunControl, setResult: (code: numb
   });
   command('verify', 'read a sample of delivered users back from Insider and compare them with what was sent', VERIFY_OPTIONS).action(async (flags: Flags) => {
     const { runVerifyCommand } = await import('./commands/verify-run.js');
-    setResult(await runVerifyCommand(picked(VERIFY_OPTIONS, flags), io));
+    setResult(await runVerifyCommand(picked(VERIFY_OPTIONS, flags), io, control));
   });
   command('status', "what the state store holds for the configured account: runs, checkpoints, ledger", STATUS_OPTIONS).action(async (flags: Flags) => {
     const { runStatus } = await import('./commands/status.js');

@@ -4,11 +4,12 @@
 import { loadConfig } from '../config.js';
 import type { VerifyCliOptions } from '../options.js';
 import type { Io } from '../pipeline/report.js';
+import type { RunControl } from '../pipeline/run.js';
 import { readSample } from '../state/samples.js';
 import { StateStore } from '../state/store.js';
 import { runVerify } from './verify.js';
 
-export async function runVerifyCommand(options: Partial<VerifyCliOptions>, io: Io): Promise<number> {
+export async function runVerifyCommand(options: Partial<VerifyCliOptions>, io: Io, control: RunControl = {}): Promise<number> {
   const config = loadConfig(['insider'], io);
   const insider = config.insider!;
   const store = StateStore.open({ account: { partner: insider.partnerName, url: insider.url }, ...(options.state ? { dir: options.state } : {}), env: io.env, cwd: io.cwd, writable: options.uncertain === true, command: 'verify' });
@@ -26,6 +27,7 @@ export async function runVerifyCommand(options: Partial<VerifyCliOptions>, io: I
     },
     io,
     {
+      ...(control.signal ? { signal: control.signal } : {}),
       loadSample: (runId) => {
         const run = store.runs.list().filter((entry) => entry.sample_file && (runId === undefined || entry.id === runId)).at(-1);
         return run?.sample_file ? readSample(store, run.sample_file) : undefined;
