@@ -505,3 +505,30 @@ test('interrupted while Insider holds the answer: users with events uncertain, t
     assert.equal((result.fatal as { exitCode?: number }).exitCode, 130);
   });
 });
+
+test('checkSchema: missing events and mistyped event parameters, grouped by parameter in the report', () => {
+  const required = {
+    attributes: [{ name: 'yotpo_point_balance', type: 'number' as const }],
+    events: [
+      { name: 'points_earned', params: [{ name: 'yotpo_event_reward_point', type: 'number' as const }] },
+      { name: 'tier_earned', params: [{ name: 'yotpo_event_reward_point', type: 'number' as const }] },
+      { name: 'tier_lost', params: [] },
+    ],
+  };
+  const report = checkSchema(
+    {
+      attributes: { yotpo_point_balance: 'Integer', other_tool_attribute: 'string' },
+      events: { points_earned: { yotpo_event_reward_point: 'text' }, tier_earned: { yotpo_event_reward_point: 'String' } },
+    },
+    required,
+  );
+  assert.equal(report.missing, 1);
+  assert.equal(report.mistyped, 2);
+  assert.deepEqual(report.budget.attributes, { used: 2, total: 80, needed: 0 });
+  assert.deepEqual(report.budget.eventParams, { used: 1, total: 80, needed: 0 });
+  const lines = formatSchemaReport(report);
+  assert.ok(lines.some((l) => /event tier_lost: missing; create the custom event "tier_lost"/.test(l)));
+  assert.deepEqual(lines.filter((l) => l.includes('yotpo_event_reward_point')), [
+    '  event parameter yotpo_event_reward_point: type string on points_earned, tier_earned, the mapping sends number; it needs a new parameter, since types cannot be changed once created: create it again with type number',
+  ]);
+});
