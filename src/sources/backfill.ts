@@ -84,7 +84,7 @@ export async function* backfillSource(ctx: RunContext, plan: BackfillPlan): Asyn
         yield { kind: 'send', user, tag: { page: seq }, audit: userAudit(email, user, 'loyalty', omitted) };
       }
       if (pageComplete) checkpoint?.pageRead(seq, page.nextCursor);
-      ctx.progress(page.totalPages ? { customersTotal: page.totalPages * LOYALTY_PAGE_SIZE } : {});
+      ctx.progress(page.totalPages ? { customersTotal: (page.totalPages - (checkpoint?.pagesBefore ?? 0)) * LOYALTY_PAGE_SIZE } : {});
       if (!pageComplete) {
         complete = false;
         break;
