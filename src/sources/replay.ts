@@ -76,6 +76,7 @@ export async function* replaySource(ctx: RunContext, plan: ReplayPlan): AsyncGen
     if (lineNumber % 1000 === 0) ctx.progress({});
   }
   yield* chunk.flush(ledger);
+  ctx.progress({ phase: 'finishing' });
   if (old > 0) {
     ctx.summary.warnings.push(
       `${old} event(s) are older than 90 days: Insider keeps custom events 90 days by default and silently drops older ones (ask Insider for a longer retention first)`,
