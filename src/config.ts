@@ -29,6 +29,8 @@ export interface Config {
   insider?: InsiderConfig;
   /** `YOTPO_WEBHOOK_TOKEN`: the shared secret `listen` accepts deliveries with. */
   webhookToken?: string;
+  /** The environment with `.env` applied: where the state store lives (YOTPO_INSIDER_STATE_DIR, XDG_STATE_HOME, HOME). */
+  env: Record<string, string>;
 }
 
 const DEFAULT_URLS = {
@@ -122,7 +124,7 @@ export function loadConfig(needs: readonly ApiName[], sources: ConfigSources): C
   // Every secret is kept out of output. The partner name is an identifier, shown as it is (SPEC §2).
   for (const name of SECRETS) registerSecret(env[name]);
 
-  const config: Config = {};
+  const config: Config = { env: merged };
   if (env.YOTPO_LOYALTY_API_KEY && env.YOTPO_LOYALTY_GUID) {
     config.loyalty = { url: env.YOTPO_LOYALTY_URL, apiKey: env.YOTPO_LOYALTY_API_KEY, guid: env.YOTPO_LOYALTY_GUID };
   }

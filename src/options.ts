@@ -142,6 +142,7 @@ export const LISTEN_OPTIONS = {
   birthdayPlaceholderYear: BACKFILL_OPTIONS.birthdayPlaceholderYear,
   allowUnknownEvents: REPLAY_OPTIONS.allowUnknownEvents,
   ...DELIVERY_OPTIONS,
+  failed: optional({ ...DELIVERY_OPTIONS.failed, shownDefault: '`failed-<timestamp>.jsonl` in the archive folder' }),
 } satisfies Table;
 
 export const VERIFY_OPTIONS = {

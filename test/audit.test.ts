@@ -313,7 +313,9 @@ describe('audit CSV over the sandbox', () => {
     sandbox.reset();
     const dryWithKeys = await runBackfill({ ...FAST, dryRun: true, out: 'dry2.csv' }, captureIo(sandbox.env, cwd));
     assert.equal(dryWithKeys.users.sent, dry.users.sent);
-    assert.equal(sandbox.requests().filter((r) => r.api === 'insider').length, 0, 'no Insider request even with credentials');
+    // With credentials, the dry run reads the panel schema (read-only) and never uploads.
+    const insiderPaths = sandbox.requests().filter((r) => r.api === 'insider').map((r) => r.path);
+    assert.deepEqual(insiderPaths, ['/api/user/v3/metadata/columns', '/api/user/v3/metadata/columns'], 'only the read-only schema check, no upload');
 
     sandbox.reset();
     const live = await runBackfill({ ...FAST }, captureIo(sandbox.env, workdir()));

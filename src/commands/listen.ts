@@ -29,7 +29,7 @@ export async function runListen(given: Partial<ListenOptions>, io: Io, control: 
   const reporter = new Reporter(io, { quiet: options.quiet, verbose: options.verbose });
   const config = loadConfig(options.forward ? ['insider'] : [], io);
   checkBindAllowed(options.host, config.webhookToken);
-  const store = config.insider ? StateStore.open({ account: { partner: config.insider.partnerName, url: config.insider.url }, ...(options.state ? { dir: options.state } : {}), env: io.env, cwd: io.cwd, writable: true, command: 'listen' }) : undefined;
+  const store = config.insider ? StateStore.open({ account: { partner: config.insider.partnerName, url: config.insider.url }, ...(options.state ? { dir: options.state } : {}), env: config.env, cwd: io.cwd, writable: true, command: 'listen' }) : undefined;
   if (!options.archive && !store) throw new UsageError('--no-forward without Insider variables needs --archive <dir> (by default the archive lives in the account’s state folder)');
   const archiveDir = options.archive ? resolve(io.cwd, options.archive) : store!.path('archive');
   if (options.forward && config.insider) {
@@ -99,7 +99,7 @@ export async function runListen(given: Partial<ListenOptions>, io: Io, control: 
     }
     if (!options.quiet) {
       const h = healthBody();
-      reporter.info(`${new Date().toISOString()} accepted ${receiver.stats.accepted}, rejected ${receiver.stats.rejected}, forwarded ${h.forwarded}, behind ${h.behind}, Insider ${h.insider}`);
+      reporter.info(`${new Date().toISOString()} accepted ${receiver.stats.accepted}, rejected ${receiver.stats.rejected}, refused for a wrong token ${receiver.stats.unauthorized}, forwarded ${h.forwarded}, behind ${h.behind}, Insider ${h.insider}`);
     }
   }, 10_000);
   watch.unref();

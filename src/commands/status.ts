@@ -12,7 +12,7 @@ import { StateStore, describeAccount } from '../state/store.js';
 export async function runStatus(options: Partial<StatusOptions>, io: Io): Promise<number> {
   const config = loadConfig([], io);
   if (!config.insider) throw new UsageError('status needs INSIDER_PARTNER_NAME and INSIDER_API_KEY: the state store is kept per Insider account');
-  const store = StateStore.open({ account: { partner: config.insider.partnerName, url: config.insider.url }, ...(options.state ? { dir: options.state } : {}), env: io.env, cwd: io.cwd, writable: false, command: 'status' });
+  const store = StateStore.open({ account: { partner: config.insider.partnerName, url: config.insider.url }, ...(options.state ? { dir: options.state } : {}), env: config.env, cwd: io.cwd, writable: false, command: 'status' });
   const checkpoints = store.checkpointFiles().flatMap((file) => {
     const state = readState(file);
     return state ? [{ file, scope: describeScope(state.scope), phase: state.phase, pages_confirmed: state.pages_confirmed, users_confirmed: state.users_confirmed, reviewers_confirmed: state.reviewers_confirmed, started_at: state.started_at, updated_at: state.updated_at }] : [];

@@ -96,6 +96,7 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
   let progress: Progress | undefined;
   let sample: Reservoir<InsiderUser> | undefined;
   let fillCounter: FillCounter | undefined;
+  let ledgerUsed = false;
   let error: unknown;
   try {
     // Temporary files of runs that died (customer data) go at the next start.
@@ -104,13 +105,14 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
     const config = loadConfig(needs, io);
     const clients = makeClients(config, options, spec.yotpoRps ?? {}, reporter, stop.signal);
     const store = config.insider
-      ? StateStore.open({ account: { partner: config.insider.partnerName, url: config.insider.url }, ...(options.state ? { dir: options.state } : {}), env: io.env, cwd: io.cwd, writable: !options.dryRun, command })
+      ? StateStore.open({ account: { partner: config.insider.partnerName, url: config.insider.url }, ...(options.state ? { dir: options.state } : {}), env: config.env, cwd: io.cwd, writable: !options.dryRun, command })
       : undefined;
     summary.state_dir = store?.dir ?? null;
     summary.run_id = store && !options.dryRun ? store.runId : null;
     const notice = store ? legacyStateNotice(io.cwd, store.dir) : undefined;
     if (notice) reporter.info(notice);
     let ledgerOpened = false;
+    const markUsed = () => (ledgerUsed = true);
     const context: RunContext = {
       options,
       config,
@@ -124,6 +126,7 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
       io,
       ledger: async () => {
         if (!store) return undefined;
+        markUsed();
         const ledger = await store.ledger();
         if (!ledgerOpened) {
           ledgerOpened = true;
@@ -221,7 +224,7 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
     }
   }
   error = await closeOutputs(error, outputs?.failed, outputs?.rejects, outputs?.audit);
-  const ledger = ctx?.store ? await ctx.ledger().catch(() => undefined) : undefined;
+  const ledger = ctx?.store && ledgerUsed ? await ctx.ledger().catch(() => undefined) : undefined;
   error = await closeOutputs(error, ledger);
   summary.failed_file = outputs?.failed?.writtenPath ?? null;
   summary.rejects_file = outputs?.rejects?.writtenPath ?? null;
