@@ -7,7 +7,19 @@
 //                                      the million-customer memory run
 
 import { spawn } from 'node:child_process';
-import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  cpSync,
+  fdatasyncSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import http from 'node:http';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
@@ -472,13 +484,44 @@ async function caughtUp(url: string, archived: number): Promise<number> {
   }
 }
 
-if (listenDeliveries > 0) {
+/** The disk's floor for an acknowledged delivery: the median fdatasync of a small append in the temp folder. */
+function fdatasyncMedianMs(): number {
+  const dir = mkdtempSync(join(tmpdir(), 'yotpo-insider-bench-fsync-'));
+  const fd = openSync(join(dir, 'probe.jsonl'), 'a');
+  const line = `${'x'.repeat(1500)}\n`;
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < 200; i++) {
+      writeSync(fd, line);
+      const started = process.hrtime.bigint();
+      fdatasyncSync(fd);
+      times.push(Number(process.hrtime.bigint() - started) / 1e6);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return median(times);
+}
+
+interface ListenFigures {
+  perSecond: number;
+  p50ms: number;
+  p99ms: number;
+  failed: number;
+  /** From the last 200 to /healthz `behind: 0`; undefined with --no-forward. */
+  lagMs: number | undefined;
+}
+
+/** One listen process of the built CLI under the senders: warm-up, then the measured deliveries. */
+async function listenRun(forward: boolean): Promise<ListenFigures> {
   const work = mkdtempSync(join(tmpdir(), 'yotpo-insider-bench-listen-'));
   const sandbox = await sandboxProcess(10, 0, latencyMs);
   const port = await freePort();
   const env: NodeJS.ProcessEnv = { ...process.env, ...sandbox.env, YOTPO_INSIDER_STATE_DIR: join(work, 'state') };
   delete env.YOTPO_WEBHOOK_TOKEN;
-  const listener = spawn(process.execPath, [join(repo, 'bin/yotpo-insider.js'), 'listen', '--port', String(port), '--quiet'], {
+  const args = ['listen', '--port', String(port), '--quiet', ...(forward ? [] : ['--no-forward'])];
+  const listener = spawn(process.execPath, [join(repo, 'bin/yotpo-insider.js'), ...args], {
     env,
     cwd: work,
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -498,14 +541,10 @@ if (listenDeliveries > 0) {
         headers: (i) => ({ eventid: `bench-${offset + i}` }),
       });
     await load(0, warmUp);
-    await caughtUp(url, warmUp);
+    if (forward) await caughtUp(url, warmUp);
     const figures = await load(warmUp, listenDeliveries);
-    const lagMs = await caughtUp(url, warmUp + listenDeliveries);
-    table(
-      `listen: ${fmt(listenDeliveries)} deliveries from ${senders} concurrent senders (after ${fmt(warmUp)} warm-up), forwarding to the sandbox at ${latencyMs} ms latency`,
-      ['deliveries/s', 'p50 ack ms', 'p99 ack ms', 'not 200', 'forward lag s (last 200 → behind 0)'],
-      [[fmt(figures.perSecond), fmt(figures.p50ms, 2), fmt(figures.p99ms, 2), figures.failed, fmt(lagMs / 1000, 2)]],
-    );
+    const lagMs = forward ? await caughtUp(url, warmUp + listenDeliveries) : undefined;
+    return { ...figures, lagMs };
   } finally {
     listener.kill('SIGTERM');
     const code = await exited;
@@ -513,6 +552,28 @@ if (listenDeliveries > 0) {
     sandbox.stop();
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+if (listenDeliveries > 0) {
+  const forwarding = await listenRun(true);
+  const archiveOnly = await listenRun(false);
+  const fsyncMs = fdatasyncMedianMs();
+  const cells = (name: string, f: ListenFigures) => [
+    name,
+    fmt(f.perSecond),
+    fmt(f.p50ms, 2),
+    fmt(f.p99ms, 2),
+    f.failed,
+    f.lagMs === undefined ? 'n/a' : fmt(f.lagMs / 1000, 2),
+  ];
+  table(
+    `listen: ${fmt(listenDeliveries)} deliveries from ${senders} concurrent senders (after a warm-up), Insider sandbox at ${latencyMs} ms latency`,
+    ['listen', 'deliveries/s', 'p50 ack ms', 'p99 ack ms', 'not 200', 'forward lag s (last 200 → behind 0)'],
+    [cells('forwarding (as run)', forwarding), cells('--no-forward (receiver and archive only)', archiveOnly)],
+  );
+  tables.push(
+    `The disk: fdatasync of a 1.5 KB append in the temp folder, median ${fmt(fsyncMs, 2)} ms; with ${senders} senders a group fsync covers at most ${senders} deliveries, a ceiling of ${fmt((senders * 1000) / fsyncMs)} deliveries/s.`,
+  );
 }
 
 console.log(`\n${tables.join('\n\n')}`);
