@@ -214,6 +214,12 @@ function filesUnder(dir: string): string[] {
     .filter((path) => statSync(path).isFile());
 }
 
+function foldersUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .map((name) => join(dir, name))
+    .filter((path) => statSync(path).isDirectory());
+}
+
 function lastJson(stdout: string): Record<string, unknown> {
   const lines = stdout.trim().split('\n');
   return JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>;
@@ -328,8 +334,28 @@ describe('listen: accepting, refusing, forwarding', BOUNDED, () => {
     }
     assert.equal(sandbox.received().length, emails.length, 'replay sent nothing to Insider');
 
+    // A restart on the same archive sends nothing again, and appends to the rejects file it shares.
+    const restarted = await startListener(t, ['--port', '0', '--archive', archive, '--batch-size', '4', ...QUICK], dir, env, outputs);
+    const unknownAgain = JSON.stringify({
+      topic: 'swell/gift_card/created',
+      name: 'Swell Gift Card Created',
+      email: 'gift2@example.com',
+      perk: { completed_at: '2026-11-22T12:00:00Z' },
+    });
+    assert.equal(await post(restarted.url, unknownAgain, auth), 200);
+    await until('the restart forwards its delivery', async () => ((await health(restarted.url)).body.forwarded === 1 ? true : undefined));
+    assert.equal((await stopWith(restarted, 'SIGTERM')).code, 0);
+    assert.deepEqual(
+      jsonLines(join(archive, 'rejects.jsonl')).map((line) => line.reason),
+      [...rejects.map((line) => line.reason), 'unknown event'],
+      'the earlier rejects are kept',
+    );
+    assert.equal(sandbox.received().length, emails.length, 'the restart sent nothing again');
+
     const files = filesUnder(dir);
     assert.ok(files.length > 0);
+    for (const file of files) assert.equal(statSync(file).mode & 0o777, 0o600, `${file} is 0600`);
+    for (const folder of foldersUnder(dir)) assert.equal(statSync(folder).mode & 0o777, 0o700, `${folder} is 0700`);
     for (const file of files) assert.ok(!readFileSync(file).includes(token), `the token is not in ${file}`);
     for (const text of outputs) assert.ok(!text.includes(token), 'the token is in no output');
   });
@@ -520,6 +546,33 @@ describe('listen: stopping', BOUNDED, () => {
     for (const email of archived) assert.equal(delivered.get(email), 1, `archived ${email} reaches Insider once`);
     for (const email of delivered.keys()) assert.ok(archived.has(email), `${email} reached Insider without being archived`);
     assert.deepEqual([...uncertainEmails(archive)], []);
+  });
+});
+
+describe('listen: --no-forward', BOUNDED, () => {
+  test('--no-forward only archives; a later listen on the archive forwards each delivery once', async (t) => {
+    const dir = tempDir(t);
+    const archive = join(dir, 'archive');
+    const outputs: Outputs = [];
+    const sandbox = await sandboxFor(t);
+    const env = envFor(dir, sandbox);
+    const archiving = await startListener(t, ['--port', '0', '--archive', archive, '--no-forward', ...QUICK], dir, env, outputs);
+    const deliveries = Array.from({ length: 6 }, () => pointsEarned('archive-only'));
+    for (const delivery of deliveries) assert.equal(await post(archiving.url, delivery.body), 200);
+    const archivingHealth = await health(archiving.url);
+    assert.equal(archivingHealth.status, 200);
+    assert.deepEqual([archivingHealth.body.archived, archivingHealth.body.forwarded], [6, 0]);
+    assert.equal((await stopWith(archiving, 'SIGTERM')).code, 0);
+    assert.equal(sandbox.received().length, 0, 'nothing is forwarded with --no-forward');
+    assert.equal(dayFiles(archive).flatMap(jsonLines).length, 6);
+
+    const forwarding = await startListener(t, ['--port', '0', '--archive', archive, ...QUICK], dir, env, outputs);
+    const emails = deliveries.map((delivery) => delivery.email);
+    await until('the archive forwarded', () => (emails.every((email) => eventsByEmail(sandbox).has(email)) ? true : undefined));
+    assert.equal((await stopWith(forwarding, 'SIGTERM')).code, 0);
+    const delivered = eventsByEmail(sandbox);
+    for (const email of emails) assert.equal(delivered.get(email), 1, `${email} reaches Insider once`);
+    assert.equal(sandbox.received().length, emails.length);
   });
 });
 
