@@ -157,7 +157,32 @@ describe('the bars at a terminal', () => {
     reporter.info('after the bars');
     assert.equal(io.text().slice(before), 'after the bars\n');
   });
+
+  test('after a resize the rows are cleared below and drawn again within the new width', async () => {
+    const io = ttyIo(120);
+    const progress = new Progress(io, { quiet: false, records: 'customers', reviews: true });
+    try {
+      progress.update(figures({ phase: 'held', reviewPages: 12, reviews: 1200, held: 400 }));
+      const frames = async (until: () => boolean) => {
+        for (let waited = 0; waited < 50 && !until(); waited++) await new Promise((resolve) => io.stderr.once('data', resolve));
+        assert.ok(until(), 'no frame came');
+      };
+      await frames(() => io.text().includes('held until reviews finish'));
+      const before = io.text().length;
+      Object.assign(io.stderr, { columns: 50 });
+      io.stderr.emit('resize');
+      await frames(() => io.text().slice(before).includes('\x1b[0J') && io.text().slice(before).includes('users 0 sent'));
+      const after = io.text().slice(before);
+      assert.ok(after.indexOf('\x1b[0J') < after.indexOf('reviews: paging'), JSON.stringify(after));
+      const rows = screenOf(io.text(), 50).slice(-3);
+      assert.match(rows[0]!, /^reviews: paging \(1,200 of ~\?, 12 pages\) · loyalt…$/);
+      for (const row of rows) assert.ok(row.length < 50, row);
+    } finally {
+      progress.stop();
+    }
+  });
 });
+
 
 describe('a closed stderr', () => {
   test('the Reporter swallows the EPIPE and writes nothing more', async () => {
