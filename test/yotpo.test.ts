@@ -224,6 +224,26 @@ describe('Reviews', () => {
     }
   });
 
+  test('/oauth/token refusing the app key (400 invalid_client, 404 JSON) is a credential failure; an HTML 404 is not', async () => {
+    const answers = [
+      { status: 400, type: 'application/json', body: '{"error":"invalid_client"}', auth: true },
+      { status: 404, type: 'application/json', body: '{"status":{"code":404,"message":"Couldn\'t find Account with app_key"}}', auth: true },
+      { status: 404, type: 'text/html', body: '<html>Not Found</html>', auth: false },
+    ];
+    for (const answer of answers) {
+      const server = createServer((_req, res) => res.writeHead(answer.status, { 'content-type': answer.type }).end(answer.body));
+      const url = await listen(server);
+      try {
+        const api = new ReviewsApi(client('reviews', url), REVIEWS_CONFIG);
+        await assert.rejects(api.authenticate(), (error: unknown) =>
+          answer.auth ? error instanceof AuthError : error instanceof ApiError && !(error instanceof AuthError) && exitCodeOf(error) === 3,
+        );
+      } finally {
+        server.close();
+      }
+    }
+  });
+
   test('a hole (an empty page before full ones) is asked again 3 times, then stops the run with exit 3', async () => {
     await withSandbox({ customers: 10, reviews: 450, reviewsFault: 'hole', reviewsHolePage: 2 }, async (sandbox) => {
       const api = new ReviewsApi(client('reviews', sandbox.url), REVIEWS_CONFIG);

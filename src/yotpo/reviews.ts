@@ -63,11 +63,12 @@ export class ReviewsApi {
       json: { client_id: this.config.appKey, client_secret: this.config.secret, grant_type: 'client_credentials' },
       passStatuses: [400, 404],
     });
-    // `invalid_client` (400) and "Couldn't find Account with app_key" (404) refuse the app key and
+    // `invalid_client` and "Couldn't find Account with app_key" (404) refuse the app key and
     // secret; the same statuses in a body that is not an API's JSON are another server answering.
-    if ((response.status === 400 || response.status === 404) && isJsonObject(response.body)) {
-      throw new AuthError('reviews', response.status);
-    }
+    const refused =
+      isJsonObject(response.body) &&
+      (response.status === 404 || (response.status === 400 && /^(invalid|unauthorized)_client$/.test(String(response.body.error))));
+    if (refused) throw new AuthError('reviews', response.status);
     const token = isJsonObject(response.body) ? response.body.access_token : undefined;
     if (response.status !== 200 || typeof token !== 'string' || token === '') {
       throw this.client.unexpected(response, 'token request');
