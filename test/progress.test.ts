@@ -30,7 +30,15 @@ function ttyIo(columns: number): Io & { text(): string } {
   return { ...io, stderrIsTty: true };
 }
 
-const figures = (values: Partial<ProgressFigures>): ProgressFigures => ({ reviewPages: 0, reviews: 0, customersRead: 0, sent: 0, succeeded: 0, failed: 0, ...values });
+const figures = (values: Partial<ProgressFigures>): ProgressFigures => ({
+  reviewPages: 0,
+  reviews: 0,
+  customersRead: 0,
+  sent: 0,
+  succeeded: 0,
+  failed: 0,
+  ...values,
+});
 
 describe('plain progress lines', () => {
   test('at most one every 10 s, each led by the UTC time', (t) => {
@@ -44,7 +52,10 @@ describe('plain progress lines', () => {
     }
     const lines = io.text().trimEnd().split('\n');
     assert.equal(lines.length, 2, io.text());
-    assert.match(lines[0]!, /^2026-12-01T22:10:10Z sending; customers 100 read; users 100 sent · 100 confirmed · 0 failed · 10\/s \(last 20 s\)$/);
+    assert.match(
+      lines[0]!,
+      /^2026-12-01T22:10:10Z sending; customers 100 read; users 100 sent · 100 confirmed · 0 failed · 10\/s \(last 20 s\)$/,
+    );
     assert.match(lines[1]!, /^2026-12-01T22:10:20Z /);
     for (const line of lines) assert.match(line, UTC_STAMP);
   });
@@ -71,7 +82,9 @@ describe('plain progress lines', () => {
     t.after(() => progress.stop());
     for (let second = 0; second <= 50; second++) {
       now = second * 1000;
-      progress.update(figures({ phase: 'sending', customersTotal: 10_000, customersRead: second * 100, sent: second * 100, succeeded: second * 100 }));
+      progress.update(
+        figures({ phase: 'sending', customersTotal: 10_000, customersRead: second * 100, sent: second * 100, succeeded: second * 100 }),
+      );
     }
     const last = io.text().trimEnd().split('\n').at(-1)!;
     assert.match(last, /customers [█░]{24} 5,000 of 10,000 read · 5,000 done \(50%\) · ETA 50s;/, last);
@@ -87,7 +100,10 @@ describe('plain progress lines', () => {
       progress.update(figures(values));
       return io.text().trimEnd().split('\n').at(-1)!;
     };
-    assert.match(at(1, { phase: 'held', reviewPages: 13, reviews: 1230 }), /reviews: paging \(1,230 of ~\?, 13 pages\) · loyalty: reading, held until reviews finish;/);
+    assert.match(
+      at(1, { phase: 'held', reviewPages: 13, reviews: 1230 }),
+      /reviews: paging \(1,230 of ~\?, 13 pages\) · loyalty: reading, held until reviews finish;/,
+    );
     // The pipeline's own reports carry zero review figures: the counts stay.
     assert.match(at(2, {}), /reviews: paging \(1,230 of ~\?, 13 pages\)/);
     assert.match(at(3, { reviewPages: 20, reviews: 2000, reviewsDone: true }), / sending; /);
@@ -100,7 +116,10 @@ describe('plain progress lines', () => {
     let now = 0;
     const counters = newRequestCounters();
     const io = plainIo();
-    const paced = [{ api: 'loyalty' as const, limiter: { effectiveRps: 5 } }, { api: 'insider' as const, limiter: { effectiveRps: 50 } }];
+    const paced = [
+      { api: 'loyalty' as const, limiter: { effectiveRps: 5 } },
+      { api: 'insider' as const, limiter: { effectiveRps: 50 } },
+    ];
     const progress = new Progress(io, { quiet: false, records: 'customers', everyMs: 1, now: () => now, clients: { counters, paced } });
     t.after(() => progress.stop());
     for (let second = 1; second <= 10; second++) {
@@ -183,7 +202,6 @@ describe('the bars at a terminal', () => {
   });
 });
 
-
 describe('a closed stderr', () => {
   test('the Reporter swallows the EPIPE and writes nothing more', async () => {
     let writes = 0;
@@ -228,7 +246,9 @@ describe('a sandbox backfill', () => {
     return dir;
   };
 
-  test('in a pseudo-terminal: every phase, a rate, an ETA, whole --verbose lines, no placeholder', { skip: !HAS_SCRIPT && 'no script(1)' }, async () => {
+  test('in a pseudo-terminal: every phase, a rate, an ETA, whole --verbose lines, no placeholder', {
+    skip: !HAS_SCRIPT && 'no script(1)',
+  }, async () => {
     const dir = cwd();
     const phases = new Set<string>();
     let etaSeen = false;
@@ -241,7 +261,13 @@ describe('a sandbox backfill', () => {
         env: { ...process.env, ...sandbox.env, YOTPO_INSIDER_STATE_DIR: `${dir}/.state`, NODE_OPTIONS: '--no-warnings' },
         onOutput: (chunk) => {
           const [phase = '', records = '', users = ''] = live.feed(chunk).lines().slice(-3);
-          for (const name of ['reviews: paging', 'loyalty: reading, held until reviews finish', 'sending', 'reviewer-only users', 'finishing']) {
+          for (const name of [
+            'reviews: paging',
+            'loyalty: reading, held until reviews finish',
+            'sending',
+            'reviewer-only users',
+            'finishing',
+          ]) {
             if (phase.includes(name)) phases.add(name);
           }
           etaSeen ||= /^customers [█░]{24} [\d,]+ of 3,000 read · [\d,]+ done \(\d+%\) · ETA \d+s$/.test(records);
@@ -259,20 +285,31 @@ describe('a sandbox backfill', () => {
     for (const name of ['reviews: paging', 'loyalty: reading, held until reviews finish', 'sending', 'reviewer-only users', 'finishing']) {
       if (screen[end - 3]!.includes(name)) phases.add(name);
     }
-    assert.deepEqual([...phases].sort(), ['finishing', 'loyalty: reading, held until reviews finish', 'reviewer-only users', 'reviews: paging', 'sending']);
+    assert.deepEqual([...phases].sort(), [
+      'finishing',
+      'loyalty: reading, held until reviews finish',
+      'reviewer-only users',
+      'reviews: paging',
+      'sending',
+    ]);
     const requestLines = screen.filter((line) => line.includes(' → '));
     assert.ok(requestLines.length >= 30, screen.join('\n'));
-    for (const line of requestLines) assert.match(line, /^(Yotpo Loyalty API|Yotpo Reviews API|Insider API) (GET|POST) \/\S+ → \d{3} \(\d+ ms\)$/);
+    for (const line of requestLines)
+      assert.match(line, /^(Yotpo Loyalty API|Yotpo Reviews API|Insider API) (GET|POST) \/\S+ → \d{3} \(\d+ ms\)$/);
     assert.doesNotMatch(run.output, RAW_PLACEHOLDER);
   });
 
   test('a closed stderr: the run goes on without messages and delivers everything', async () => {
     const dir = cwd();
-    const child = spawn(process.execPath, ['--import', TSX, ENTRY, 'backfill', '--loyalty-rps', '0', '--no-reviews', '--insider-rps', '0', '--json', '--fresh'], {
-      cwd: dir,
-      env: { ...process.env, ...sandbox.env, YOTPO_INSIDER_STATE_DIR: `${dir}/.state` },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', TSX, ENTRY, 'backfill', '--loyalty-rps', '0', '--no-reviews', '--insider-rps', '0', '--json', '--fresh'],
+      {
+        cwd: dir,
+        env: { ...process.env, ...sandbox.env, YOTPO_INSIDER_STATE_DIR: `${dir}/.state` },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     child.stderr.destroy();
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));

@@ -28,7 +28,11 @@ export function runInPty(
 ): Promise<PtyRun> {
   const command = `stty cols ${options.columns ?? 100} rows ${options.rows ?? 40} && exec ${[process.execPath, '--import', TSX, ENTRY, ...args].map(quote).join(' ')}`;
   return new Promise((resolve, reject) => {
-    const child = spawn('script', ['-qfec', command, '/dev/null'], { cwd: options.cwd, env: { ...options.env, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('script', ['-qfec', command, '/dev/null'], {
+      cwd: options.cwd,
+      env: { ...options.env, TERM: 'xterm' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let output = '';
     // Decoded as a stream: a character split between two chunks stays whole.
     child.stdout.setEncoding('utf8');

@@ -134,7 +134,8 @@ function bar(share: number): string {
   return `${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}`;
 }
 
-const eta = (remaining: number, rate: number | undefined) => (rate && rate > 0 && remaining > 0 ? ` · ETA ${formatDuration(remaining / rate)}` : '');
+const eta = (remaining: number, rate: number | undefined) =>
+  rate && rate > 0 && remaining > 0 ? ` · ETA ${formatDuration(remaining / rate)}` : '';
 
 export class Progress {
   private readonly now: () => number;
@@ -183,7 +184,14 @@ export class Progress {
 
   private sample(): void {
     const counters = this.options.clients?.counters;
-    this.window.add({ at: this.now(), done: doneOf(this.figures!), answered: answeredOf(this.figures!), read: this.figures!.customersRead, reviews: this.figures!.reviews, requests: counters ? { ...counters.requests } : undefined });
+    this.window.add({
+      at: this.now(),
+      done: doneOf(this.figures!),
+      answered: answeredOf(this.figures!),
+      read: this.figures!.customersRead,
+      reviews: this.figures!.reviews,
+      requests: counters ? { ...counters.requests } : undefined,
+    });
   }
 
   private maybePrintLine(): void {
@@ -215,7 +223,8 @@ export class Progress {
     const paging = `reviews: paging (${n(f.reviews)} of ~${total}, ${n(f.reviewPages)} pages${f.reviewsTotal ? eta(f.reviewsTotal - f.reviews, reviewsRate) : ''})`;
     const phase = f.phase ?? (this.options.reviews && !f.reviewsDone ? 'reviews' : 'sending');
     if (phase === 'reviews') return f.reviewsDone ? `reviews: all read (${n(f.reviews)} on ${n(f.reviewPages)} pages)` : paging;
-    if (phase === 'held' && !f.reviewsDone) return `${paging} · loyalty: reading, held until reviews finish${f.held !== undefined ? ` (${n(f.held)} held)` : ''}`;
+    if (phase === 'held' && !f.reviewsDone)
+      return `${paging} · loyalty: reading, held until reviews finish${f.held !== undefined ? ` (${n(f.held)} held)` : ''}`;
     if (phase === 'reviewers') return 'reviewer-only users';
     if (phase === 'finishing') return "finishing: waiting for Insider's last answers";
     return 'sending';
@@ -228,7 +237,10 @@ export class Progress {
     if (this.reviewersFrom !== undefined) {
       const read = f.customersRead - this.reviewersFrom;
       if (f.reviewersTotal === undefined) return `reviewer-only users ${n(read)} read`;
-      return `reviewer-only users ${bar(read / Math.max(1, f.reviewersTotal))} ${n(read)} of ${n(f.reviewersTotal)} read${eta(f.reviewersTotal - read, this.window.rate((s) => s.read))}`;
+      return `reviewer-only users ${bar(read / Math.max(1, f.reviewersTotal))} ${n(read)} of ${n(f.reviewersTotal)} read${eta(
+        f.reviewersTotal - read,
+        this.window.rate((s) => s.read),
+      )}`;
     }
     const held = f.held ? `, ${n(f.held)} held` : '';
     if (!f.customersTotal) return `${label} ${n(f.customersRead)} read${held}`;
@@ -255,7 +267,8 @@ export class Progress {
       const rps = client?.limiter.effectiveRps ?? 0;
       if (rps <= 0) continue;
       const observed = this.window.rate((s) => s.requests?.[api]);
-      if (observed !== undefined && observed >= rps * BINDING_SHARE) binding.push(`${api}: ${rps >= 10 ? n(rps) : Number(rps.toFixed(1))} req/s limit`);
+      if (observed !== undefined && observed >= rps * BINDING_SHARE)
+        binding.push(`${api}: ${rps >= 10 ? n(rps) : Number(rps.toFixed(1))} req/s limit`);
     }
     return binding.join(', ');
   }

@@ -76,8 +76,7 @@ export class Reporter {
   constructor(
     private readonly io: Io,
     private readonly options: ReporterOptions = {},
-  ) {
-  }
+  ) {}
 
   private write(line: string): void {
     printAboveProgress(this.io, redact(line));
