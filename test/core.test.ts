@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Batcher, batchBytes, requestBody, toBatchItem } from '../src/core/batcher.js';
-import { readUpsertResponse } from '../src/insider/upsert.js';
 import { ReviewAggregator } from '../src/core/review-aggregates.js';
 import { toInsiderUser } from '../src/core/transform.js';
-import { BackfillCheckpoint, type BackfillScope } from '../src/pipeline/backfill-checkpoint.js';
-import { PageTracker } from '../src/pipeline/checkpoint.js';
+import { PageTracker } from '../src/core/page-tracker.js';
+import { BackfillCheckpoint, yotpoSource, type BackfillScope } from '../src/state/checkpoint.js';
+import { StateStore } from '../src/state/store.js';
 import { parseRetryAfter, retryDelayMs, DEFAULT_RETRY_POLICY, isRetryableStatus } from '../src/io/retry.js';
 import { RateLimiter } from '../src/io/rate-limit.js';
 import { redact, registerSecret } from '../src/io/redact.js';
@@ -56,38 +56,6 @@ describe('batcher', () => {
   });
 });
 
-describe('Insider 200 body', () => {
-  test('per-user failures are mapped back by index; {} counts are 0', () => {
-    const reading = readUpsertResponse(
-      {
-        data: {
-          successful: {},
-          fail: {
-            count: 2,
-            errors: {
-              'users.0.identifiers.*.regexp(^.+@.+\\..+$)': ['not a valid email address: x'],
-              'users.2.events.0.event_name.*.regexp(x)': ['invalid event name: A'],
-              'users.2.attributes.birthday': ['must end with Z'],
-              'users.9.attributes': ['out of range index is ignored'],
-            },
-          },
-        },
-      },
-      3,
-    );
-    assert.equal(reading.succeeded, 0);
-    assert.equal(reading.failed, 2);
-    assert.deepEqual([...reading.errorsByIndex.keys()], [0, 2]);
-    assert.deepEqual(reading.errorsByIndex.get(2), ['events.0.event_name.*.regexp(x): invalid event name: A', 'attributes.birthday: must end with Z']);
-    assert.deepEqual(readUpsertResponse({ data: { successful: { count: 5 }, fail: {} } }, 5), {
-      readable: true,
-      succeeded: 5,
-      failed: 0,
-      errorsByIndex: new Map(),
-    });
-  });
-});
-
 describe('page tracker (checkpoint low-water mark)', () => {
   test('never passes a page with an unconfirmed user', () => {
     const tracker = new PageTracker();
@@ -114,13 +82,18 @@ describe('page tracker (checkpoint low-water mark)', () => {
 });
 
 describe('backfill checkpoint', () => {
-  const scope: BackfillScope = { loyalty: true, reviews: true, since: null, endpoint: 'recent' };
-  const stateFile = () => join(mkdtempSync(join(tmpdir(), 'yotpo-insider-core-')), 'state.json');
-  const readBackfill = (path: string) => JSON.parse(readFileSync(path, 'utf8')).backfill;
+  const scope: BackfillScope = { loyalty: true, reviews: true, since: null, endpoint: 'recent', withAnniversary: false };
+  const source = yotpoSource({ url: 'https://loyalty.example', guid: 'guid-1' }, { url: 'https://api.example', appKey: 'app-1' });
+  const account = { partner: 'brand', url: 'https://unification.example' };
+  const openStore = (dir: string, writable = true) => StateStore.open({ account, dir, env: {}, cwd: dir, writable, command: 'backfill' });
+  const storeDir = () => mkdtempSync(join(tmpdir(), 'yotpo-insider-core-'));
+  const saved = (checkpoint: BackfillCheckpoint) => JSON.parse(readFileSync(checkpoint.file, 'utf8'));
 
-  test('the cursor moves only over settled pages; the last page settled ends the loyalty phase', () => {
-    const path = stateFile();
-    const checkpoint = new BackfillCheckpoint(path, scope);
+  test('the cursor moves only over settled pages; the last page settled ends the loyalty phase', (t) => {
+    const dir = storeDir();
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const checkpoint = new BackfillCheckpoint(openStore(dir), source, scope, false);
+    t.after(() => checkpoint.release());
     checkpoint.addUser(1);
     checkpoint.addUser(2);
     checkpoint.pageRead(1, 'c2');
@@ -131,11 +104,14 @@ describe('backfill checkpoint', () => {
     assert.equal(checkpoint.state.pages_confirmed, 2);
     assert.equal(checkpoint.state.phase, 'reviewers', 'a null cursor after the last page is not "from the start"');
     checkpoint.save();
-    assert.equal(readBackfill(path).phase, 'reviewers');
+    assert.equal(saved(checkpoint).phase, 'reviewers');
   });
 
-  test('reviewers confirm as a contiguous prefix of the snapshot, whatever the order of outcomes', () => {
-    const checkpoint = new BackfillCheckpoint(undefined, { ...scope, loyalty: false });
+  test('reviewers confirm as a contiguous prefix of the snapshot, whatever the order of outcomes', (t) => {
+    const dir = storeDir();
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const checkpoint = new BackfillCheckpoint(openStore(dir), source, { ...scope, loyalty: false }, false);
+    t.after(() => checkpoint.release());
     assert.equal(checkpoint.state.phase, 'reviewers');
     checkpoint.settle({ reviewer: 1 });
     checkpoint.settle({ reviewer: 2 });
@@ -144,21 +120,40 @@ describe('backfill checkpoint', () => {
     assert.equal(checkpoint.state.reviewers_confirmed, 3);
   });
 
-  test('resumes the same scope, refuses another, keeps the sections of other commands', () => {
-    const path = stateFile();
-    writeFileSync(path, JSON.stringify({ replay: { events_delivered: 3 } }));
-    const first = new BackfillCheckpoint(path, scope);
+  test('resumes the same source and scope; another scope or source is another checkpoint; --fresh ignores it', (t) => {
+    const dir = storeDir();
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const store = openStore(dir);
+    const first = new BackfillCheckpoint(store, source, scope, false);
     first.addUser(1);
     first.pageRead(1, 'c2');
     first.settle({ page: 1 });
     first.save();
-    const resumed = new BackfillCheckpoint(path, scope);
+    first.release();
+    const resumed = new BackfillCheckpoint(openStore(dir), source, scope, false);
     assert.equal(resumed.resumed, true);
     assert.equal(resumed.pagesBefore, 1);
     assert.equal(resumed.state.cursor, 'c2');
-    assert.throws(() => new BackfillCheckpoint(path, { ...scope, since: '2026-01-01T00:00:00.000Z' }), /this run asks for .*--since/);
-    assert.equal(new BackfillCheckpoint(path, { ...scope, reviews: false }, true).resumed, false, '--fresh ignores it');
-    assert.equal(JSON.parse(readFileSync(path, 'utf8')).replay.events_delivered, 3);
+    resumed.release();
+    const otherScope = new BackfillCheckpoint(openStore(dir), source, { ...scope, since: '2026-01-01T00:00:00.000Z' }, false);
+    assert.equal(otherScope.resumed, false);
+    assert.notEqual(otherScope.file, first.file);
+    otherScope.release();
+    const otherSource = new BackfillCheckpoint(openStore(dir), yotpoSource({ url: 'https://loyalty.example', guid: 'guid-2' }), scope, false);
+    assert.equal(otherSource.resumed, false);
+    otherSource.release();
+    const fresh = new BackfillCheckpoint(openStore(dir), source, scope, true);
+    assert.equal(fresh.resumed, false, '--fresh ignores it');
+    fresh.release();
+    assert.doesNotMatch(readFileSync(first.file, 'utf8'), /guid-1|app-1/, 'the Yotpo identifiers are hashed, never written');
+  });
+
+  test('a dry run reads the checkpoint and writes nothing', (t) => {
+    const dir = storeDir();
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const dry = new BackfillCheckpoint(openStore(join(dir, 'account'), false), source, scope, false);
+    dry.save();
+    assert.equal(existsSync(join(dir, 'account')), false);
   });
 });
 

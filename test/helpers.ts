@@ -2,7 +2,7 @@
 // process, the expected results computed straight from the sandbox's generators and the fixture.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -143,6 +143,45 @@ export function runNode(
 }
 
 export const BIN = fileURLToPath(new URL('../bin/yotpo-insider.js', import.meta.url));
+
+export const CLI_ENTRY = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
+/** tsx's loader by absolute URL: a spawned CLI's working folder is a temp folder without node_modules. */
+const TSX = import.meta.resolve('tsx');
+
+/** The node arguments that run the CLI from the sources (no build needed). */
+export function cliArgs(args: readonly string[]): string[] {
+  return ['--import', TSX, CLI_ENTRY, ...args];
+}
+
+/** Runs the CLI from the sources as a process, to its end. */
+export function runCli(args: string[], options: { cwd: string; env: Record<string, string | undefined>; stdin?: string | Buffer }): Promise<ProcessResult> {
+  return runNode(cliArgs(args), options);
+}
+
+/** Starts the CLI from the sources as a process; the caller waits for `closed` or kills it. */
+export function spawnCli(args: string[], options: { cwd: string; env: Record<string, string | undefined> }): LiveProcess {
+  const env = { YOTPO_INSIDER_STATE_DIR: join(options.cwd, '.state'), PATH: process.env.PATH ?? '', ...options.env };
+  const child = spawn(process.execPath, cliArgs(args), { cwd: options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const live: LiveProcess = {
+    child,
+    stdout: '',
+    stderr: '',
+    closed: new Promise((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (code, signal) => resolve({ code, signal }));
+    }),
+  };
+  child.stdout.on('data', (chunk: Buffer) => (live.stdout += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (live.stderr += chunk.toString('utf8')));
+  return live;
+}
+
+export interface LiveProcess {
+  child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
 
 /** Runs the built CLI as a merchant would. */
 export function runBin(args: string[], options: { cwd: string; env: Record<string, string | undefined>; stdin?: string | Buffer }): Promise<ProcessResult> {
