@@ -78,7 +78,8 @@ export function utcStamp(ms: number): string {
 }
 
 export function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
+  // Rounded up: a run with work left is never said to be 0 s from its end.
+  const s = Math.max(0, Math.ceil(seconds));
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
