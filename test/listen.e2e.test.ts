@@ -1,14 +1,16 @@
 // `yotpo-insider listen` end to end (SPEC §8, §4, §5): the CLI spawned from source, real HTTP on
 // 127.0.0.1, the sandbox as Insider. Accepted deliveries reach Insider once each; refused ones are
 // never archived or are kept in rejects.jsonl; a SIGKILL while a batch is stored but unanswered loses
-// no acknowledged delivery and sends none twice; an Insider outage is reported on /healthz and caught
-// up after; a replay of the archive sends nothing new; the token is written nowhere; SIGTERM exits 0
-// and loses nothing; unsafe binds and a port in use are refused.
+// no acknowledged delivery and sends none twice; an Insider outage or refused credentials are reported
+// on /healthz and caught up after; a replay of the archive or a restart sends nothing new; the token
+// is written nowhere; --no-forward only archives; SIGTERM exits 0 and loses nothing; unsafe binds and
+// a port in use are refused.
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -490,6 +492,70 @@ describe('listen: Insider down', BOUNDED, () => {
     const stopped = await stopWith(listener, 'SIGTERM');
     assert.equal(stopped.code, 0, stopped.stderr);
     assert.deepEqual([...uncertainEmails(archive)], [], 'a refused connection is no uncertain delivery');
+  });
+});
+
+/** Insider refusing the credentials, on `port`: every request gets its 401. Resolves to its stop. */
+async function refusingInsider(t: TestContext, port: number): Promise<() => Promise<void>> {
+  const server = createHttpServer((request, response) => {
+    request.resume();
+    request.on('end', () => {
+      response.writeHead(401, { 'content-type': 'application/json' });
+      response.end(JSON.stringify({ success: false, message: 'Partner token authentication failed.' }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const close = () =>
+    new Promise<void>((resolve) => {
+      if (!server.listening) return resolve();
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  t.after(close);
+  return close;
+}
+
+describe('listen: Insider refuses the credentials', BOUNDED, () => {
+  test('deliveries are still accepted, /healthz is 503 with insider "rejected"; once the credentials are accepted again everything is forwarded', async (t) => {
+    const dir = tempDir(t);
+    const archive = join(dir, 'archive');
+    const outputs: Outputs = [];
+    const insider = await startSandbox({ customers: 0, reviews: 0 });
+    const port = Number(new URL(insider.url).port);
+    const env = envFor(dir, insider);
+    const listener = await startListener(
+      t,
+      ['--port', '0', '--archive', archive, '--batch-size', '5', '--max-attempts', '2', ...QUICK],
+      dir,
+      env,
+      outputs,
+    );
+    await insider.close();
+    const stopRefusing = await refusingInsider(t, port);
+
+    const deliveries = Array.from({ length: 8 }, () => pointsEarned('refused'));
+    for (const delivery of deliveries.slice(0, 4)) assert.equal(await post(listener.url, delivery.body), 200);
+    const rejected = await until('healthz says the credentials are rejected', async () => {
+      const answer = await health(listener.url);
+      return answer.body.insider === 'rejected' ? answer : undefined;
+    });
+    assert.equal(rejected.status, 503);
+    assert.equal(rejected.body.status, 'degraded');
+    for (const delivery of deliveries.slice(4))
+      assert.equal(await post(listener.url, delivery.body), 200, 'still accepted while Insider refuses');
+
+    await stopRefusing();
+    const back = await sandboxFor(t, port);
+    const emails = deliveries.map((delivery) => delivery.email);
+    await until(
+      'forwarded once the credentials are accepted',
+      async () =>
+        (await health(listener.url)).status === 200 && emails.every((email) => eventsByEmail(back).has(email)) ? true : undefined,
+      1200,
+    );
+    const delivered = eventsByEmail(back);
+    for (const email of emails) assert.equal(delivered.get(email), 1, `${email} reaches Insider once`);
+    assert.equal((await stopWith(listener, 'SIGTERM')).code, 0);
   });
 });
 
