@@ -238,7 +238,7 @@ export class Progress {
     if (this.reviewersFrom !== undefined) {
       const read = f.customersRead - this.reviewersFrom;
       if (f.reviewersTotal === undefined) return `reviewer-only users ${n(read)} read`;
-      return `reviewer-only users ${bar(read / Math.max(1, f.reviewersTotal))} ${n(read)} of ${n(f.reviewersTotal)} read${eta(
+      return `reviewer-only users ${this.bar(read / Math.max(1, f.reviewersTotal))}${n(read)} of ${n(f.reviewersTotal)} read${eta(
         f.reviewersTotal - read,
         this.window.rate((s) => s.read),
       )}`;
@@ -248,7 +248,7 @@ export class Progress {
     const share = Math.min(1, done / f.customersTotal);
     const approx = f.customersTotalEstimated ? '~' : '';
     const sending = f.phase !== 'held' || f.reviewsDone === true;
-    return `${label} ${bar(share)} ${n(f.customersRead)} of ${approx}${n(f.customersTotal)} read${held} · ${n(done)} done (${Math.floor(share * 100)}%)${sending ? eta(f.customersTotal - done, rate) : ''}`;
+    return `${label} ${this.bar(share)}${n(f.customersRead)} of ${approx}${n(f.customersTotal)} read${held} · ${n(done)} done (${Math.floor(share * 100)}%)${sending ? eta(f.customersTotal - done, rate) : ''}`;
   }
 
   private usersRow(f: ProgressFigures): string {
@@ -272,6 +272,11 @@ export class Progress {
         binding.push(`${api}: ${rps >= 10 ? n(rps) : Number(rps.toFixed(1))} req/s limit`);
     }
     return binding.join(', ');
+  }
+
+  /** A bar at a terminal; a log line has the figures alone. */
+  private bar(share: number): string {
+    return this.bars ? `${bar(share)} ` : '';
   }
 
   stop(): void {
