@@ -84,7 +84,13 @@ describe('backfill over the sandbox', () => {
 
     const insiderRequests = sandbox.requests().filter((r) => r.api === 'insider');
     assert.equal(insiderRequests.length, summary.requests.insider);
-    for (const request of insiderRequests) {
+    const upserts = insiderRequests.filter((r) => r.path === '/api/user/v1/upsert');
+    assert.deepEqual(
+      insiderRequests.filter((r) => !upserts.includes(r)).map((r) => r.path),
+      ['/api/user/v3/metadata/columns', '/api/user/v3/metadata/columns'],
+      'besides the upserts, only the read-only schema check',
+    );
+    for (const request of upserts) {
       assert.ok(request.users! <= 100, `batch of ${request.users}`);
       assert.equal(request.headers['x-partner-name'], 'sandboxbrand');
       assert.match(request.headers['content-type'] ?? '', /^application\/json/);
