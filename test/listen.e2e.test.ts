@@ -616,7 +616,7 @@ describe('listen: stopping', BOUNDED, () => {
 });
 
 describe('listen: --no-forward', BOUNDED, () => {
-  test('--no-forward only archives; a later listen on the archive forwards each delivery once', async (t) => {
+  test('--no-forward only archives; a later listen counts that archive as behind and forwards each delivery once', async (t) => {
     const dir = tempDir(t);
     const archive = join(dir, 'archive');
     const outputs: Outputs = [];
@@ -632,9 +632,24 @@ describe('listen: --no-forward', BOUNDED, () => {
     assert.equal(sandbox.received().length, 0, 'nothing is forwarded with --no-forward');
     assert.equal(dayFiles(archive).flatMap(jsonLines).length, 6);
 
-    const forwarding = await startListener(t, ['--port', '0', '--archive', archive, ...QUICK], dir, env, outputs);
+    // The whole archive goes out in one batch, stored but held: the backlog shows as behind.
+    sandbox.setFaults({ afterStore: { mode: 'hold', count: 1 } });
+    const forwarding = await startListener(t, ['--port', '0', '--archive', archive, '--batch-size', '6', ...QUICK], dir, env, outputs);
+    await sandbox.waitForStored(1);
+    const backlog = await health(forwarding.url);
+    assert.deepEqual(
+      [backlog.body.archived, backlog.body.forwarded, backlog.body.behind],
+      [6, 0, 6],
+      'an earlier run’s archive not yet forwarded is behind',
+    );
+    sandbox.releaseHeld();
     const emails = deliveries.map((delivery) => delivery.email);
     await until('the archive forwarded', () => (emails.every((email) => eventsByEmail(sandbox).has(email)) ? true : undefined));
+    const caughtUp = await until('caught up', async () => {
+      const answer = await health(forwarding.url);
+      return answer.body.behind === 0 ? answer : undefined;
+    });
+    assert.deepEqual([caughtUp.status, caughtUp.body.archived, caughtUp.body.forwarded], [200, 6, 6]);
     assert.equal((await stopWith(forwarding, 'SIGTERM')).code, 0);
     const delivered = eventsByEmail(sandbox);
     for (const email of emails) assert.equal(delivered.get(email), 1, `${email} reaches Insider once`);

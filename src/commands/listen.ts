@@ -14,7 +14,7 @@ import { runPipeline } from '../pipeline/run-pipeline.js';
 import { fileTimestamp, makeClients, type RunControl } from '../pipeline/run.js';
 import { checkPanel } from '../pipeline/schema-check.js';
 import type { RunSummary } from '../pipeline/summary.js';
-import { archiveSource, ForwardPosition, type ForwardTag } from '../sources/archive.js';
+import { archiveSource, ForwardPosition, linesAfter, type ForwardTag } from '../sources/archive.js';
 import { EVENT_AUDIT_COLUMNS } from '../sources/audit-rows.js';
 import { currentHolder, describeHolder, tryLock, unlock } from '../state/lock.js';
 import { StateStore } from '../state/store.js';
@@ -45,13 +45,20 @@ export async function runListen(given: Partial<ListenOptions>, io: Io, control: 
 
   const positionFile = join(archiveDir, 'forwarded.json');
   const position = new ForwardPosition(positionFile, ForwardPosition.read(positionFile));
+  // What earlier runs archived and the forwarder has still to read counts as archived and behind.
+  const backlog = options.forward
+    ? await linesAfter(archiveDir, position.current).catch((error: unknown) => {
+        unlock(lockFile, me);
+        throw error;
+      })
+    : 0;
   const health = { insider: 'ok' as HealthBody['insider'], reason: undefined as string | undefined, since: new Date().toISOString() };
   const setInsider = (state: HealthBody['insider'], reason?: string) => {
     if (health.insider !== state) Object.assign(health, { insider: state, since: new Date().toISOString() });
     health.reason = reason;
   };
   const healthBody = (): HealthBody => {
-    const archived = writer.stats.archived;
+    const archived = backlog + writer.stats.archived;
     const failing = writer.failingSince;
     const degraded = failing !== undefined || (options.forward && health.insider !== 'ok');
     return {

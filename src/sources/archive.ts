@@ -72,6 +72,13 @@ export class ForwardPosition {
   }
 }
 
+/** Archive lines after `position` (the whole archive without one): what a starting forwarder has left to read. */
+export async function linesAfter(dir: string, position: ArchivePosition | undefined): Promise<number> {
+  let lines = 0;
+  for await (const _line of tailArchive(dir, position, { follow: false })) lines++;
+  return lines;
+}
+
 export interface ForwardPlan {
   dir: string;
   lineOptions: Omit<LineOptions, 'now'>;
