@@ -24,6 +24,9 @@ export async function runSandbox(given: Partial<SandboxCliOptions>, io: Io, cont
       ...(options.mistypedAttributes ? { mistypedAttributes: options.mistypedAttributes } : {}),
       ...(options.tokenTtl ? { tokenTtl: options.tokenTtl } : {}),
       ...(options.visibilityDelay !== undefined ? { visibilityDelayMs: options.visibilityDelay * 1000 } : {}),
+      ...(options.loyaltyCursorFault ? { loyaltyCursorFault: options.loyaltyCursorFault } : {}),
+      ...(options.reviewsFault ? { reviewsFault: options.reviewsFault } : {}),
+      ...(options.afterStore ? { afterStore: { mode: options.afterStore, count: Number.MAX_SAFE_INTEGER } } : {}),
     },
     (line) => io.stdout.write(`${line}\n`),
   ).catch((error: NodeJS.ErrnoException) => {
@@ -36,7 +39,7 @@ export async function runSandbox(given: Partial<SandboxCliOptions>, io: Io, cont
 
 async function postSavedWebhooks(options: SandboxCliOptions, io: Io, control: RunControl): Promise<number> {
   if (!options.webhooks || !options.postTo) throw new UsageError('--webhooks <file> and --post-to <url> go together');
-  const { postWebhooks } = await import('../sandbox/webhooks' + '.js');
+  const { postWebhooks } = await import('../sandbox/webhooks.js');
   const result = await postWebhooks({
     file: options.webhooks,
     url: options.postTo,

@@ -6,7 +6,9 @@
  *   test can compute the expected records on its own.
  * - Control endpoints (no auth, no faults): GET /__sandbox/insider/users, GET /__sandbox/stats,
  *   GET /__sandbox/requests, POST /__sandbox/faults (JSON body like setFaults),
- *   POST /__sandbox/expire-tokens, POST /__sandbox/reset.
+ *   POST /__sandbox/expire-tokens, POST /__sandbox/reset, POST /__sandbox/release (a held answer),
+ *   GET /__sandbox/wait-stored?batches=n, POST /__sandbox/insider/profile {email, attributes}.
+ * - `postWebhooks` posts saved webhooks to a listener as Yotpo would.
  */
 export type {
   ReceivedUser,
@@ -17,7 +19,14 @@ export type {
   SandboxFaults,
   SandboxOptions,
   SandboxStats,
+  InsiderAfterStoreMode,
+  InsiderSandboxOptions,
+  InsiderSandboxFaults,
+  YotpoSandboxOptions,
+  LoyaltyCursorFault,
+  ReviewsListFault,
 } from './types.js';
+export { postWebhooks, type PostWebhooksOptions, type PostWebhooksResult } from './webhooks.js';
 export { startSandbox, redactPath, INSIDER_MAX_BODY_BYTES, INSIDER_MAX_USERS, REVIEWS_MAX_COUNT, SANDBOX_APIS } from './server.js';
 export { serveSandbox } from './serve.js';
 export {
