@@ -295,6 +295,10 @@ class Bars implements StreamDisplay {
   private readonly multibar: cliProgress.MultiBar;
   private resized = false;
   private readonly onResize = () => (this.resized = true);
+  // A second Ctrl-C exits at once, without stop(): the terminal gets its cursor back all the same.
+  private readonly onExit = () => {
+    if (!streamClosed(this.stream)) this.stream.write('\x1b[?25h');
+  };
 
   constructor(
     private readonly stream: Writable,
@@ -322,6 +326,7 @@ class Bars implements StreamDisplay {
       this.stream.write('\x1b[0J');
     });
     stream.on('resize', this.onResize);
+    process.once('exit', this.onExit);
     streamClosed(stream); // watched: a write to a closed stderr is no crash
     showDisplay(stream, this);
   }
@@ -335,6 +340,7 @@ class Bars implements StreamDisplay {
   stop(): void {
     showDisplay(this.stream, undefined);
     this.stream.off('resize', this.onResize);
+    process.off('exit', this.onExit);
     this.multibar.stop();
   }
 }
