@@ -20,11 +20,17 @@ export interface PtyRun {
 
 /**
  * Runs `yotpo-insider <args>` in a pty of `columns` × `rows`; `onOutput` sees each chunk as it
- * comes (to follow the screen as the run goes).
+ * comes (to follow the screen as the run goes), with `type` to send keys (`\x03` is Ctrl-C).
  */
 export function runInPty(
   args: readonly string[],
-  options: { cwd: string; env: Record<string, string | undefined>; columns?: number; rows?: number; onOutput?: (chunk: string) => void },
+  options: {
+    cwd: string;
+    env: Record<string, string | undefined>;
+    columns?: number;
+    rows?: number;
+    onOutput?: (chunk: string, type: (keys: string) => void) => void;
+  },
 ): Promise<PtyRun> {
   const command = `stty cols ${options.columns ?? 100} rows ${options.rows ?? 40} && exec ${[process.execPath, '--import', TSX, ENTRY, ...args].map(quote).join(' ')}`;
   return new Promise((resolve, reject) => {
@@ -38,13 +44,16 @@ export function runInPty(
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (text: string) => {
       output += text;
-      options.onOutput?.(text);
+      options.onOutput?.(text, (keys) => child.stdin.write(keys));
     });
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (text: string) => (output += text));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output }));
-    child.stdin.end();
+    child.on('close', (code) => {
+      child.stdin.end();
+      resolve({ code, output });
+    });
+    child.stdin.on('error', () => undefined); // keys typed as the terminal closes
   });
 }
 
