@@ -615,6 +615,36 @@ describe('listen: stopping', BOUNDED, () => {
   });
 });
 
+describe('listen: stopping while Insider is down', BOUNDED, () => {
+  test('SIGTERM while Insider is unreachable exits 0 after the grace; the next start forwards every archived delivery once', async (t) => {
+    const dir = tempDir(t);
+    const archive = join(dir, 'archive');
+    const outputs: Outputs = [];
+    const insider = await startSandbox({ customers: 0, reviews: 0 });
+    const port = Number(new URL(insider.url).port);
+    const env = envFor(dir, insider);
+    const args = ['--archive', archive, '--batch-size', '5', '--max-attempts', '2', '--timeout', '2000', ...QUICK];
+    const listener = await startListener(t, ['--port', '0', ...args], dir, env, outputs);
+    await insider.close();
+
+    const deliveries = Array.from({ length: 8 }, () => pointsEarned('down-at-stop'));
+    for (const delivery of deliveries) assert.equal(await post(listener.url, delivery.body), 200);
+    await until('healthz degraded', async () => ((await health(listener.url)).body.status === 'degraded' ? true : undefined));
+    const stopped = await stopWith(listener, 'SIGTERM');
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.deepEqual([...uncertainEmails(archive)], [], 'nothing reached Insider, so nothing is uncertain');
+
+    const back = await sandboxFor(t, port);
+    const next = await startListener(t, ['--port', '0', ...args], dir, env, outputs);
+    const emails = deliveries.map((delivery) => delivery.email);
+    await until('forwarded by the next start', () => (emails.every((email) => eventsByEmail(back).has(email)) ? true : undefined));
+    assert.equal((await stopWith(next, 'SIGTERM')).code, 0);
+    const delivered = eventsByEmail(back);
+    for (const email of emails) assert.equal(delivered.get(email), 1, `${email} reaches Insider once`);
+    assert.equal(back.received().length, emails.length);
+  });
+});
+
 describe('listen: --no-forward', BOUNDED, () => {
   test('--no-forward only archives; a later listen counts that archive as behind and forwards each delivery once', async (t) => {
     const dir = tempDir(t);
