@@ -103,7 +103,7 @@ describe('plain progress lines', () => {
     };
     assert.match(
       at(1, { phase: 'held', reviewPages: 13, reviews: 1230 }),
-      /reviews: paging \(1,230 of ~\?, 13 pages\) · loyalty: reading, held until reviews finish;/,
+      /reviews: paging \(1,230 of ~\?, 13 pages\) · loyalty: reading, held until reviews finish; customers read and held, counted once the reviews are complete;/,
     );
     // The pipeline's own reports carry zero review figures: the counts stay.
     assert.match(at(2, {}), /reviews: paging \(1,230 of ~\?, 13 pages\)/);

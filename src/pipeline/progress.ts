@@ -244,6 +244,8 @@ export class Progress {
       )}`;
     }
     const held = f.held ? `, ${n(f.held)} held` : '';
+    if (f.phase === 'held' && !f.reviewsDone && f.held === undefined)
+      return `${label} read and held, counted once the reviews are complete`;
     if (!f.customersTotal) return `${label} ${n(f.customersRead)} read${held}`;
     const share = Math.min(1, done / f.customersTotal);
     const approx = f.customersTotalEstimated ? '~' : '';
