@@ -67,7 +67,16 @@ export async function* failedFileSource(ctx: RunContext, path: string, force: bo
     const unused = refs.filter((ref) => verdicts.get(ref.key) === 'reserved' && !sending.has(ref.key)).map((ref) => ref.key);
     await ledger?.settle(unused, 'released');
     chunk = [];
-    yield* items;
+    // Keys of users the run has not taken yet are given back if it stops early: they were never sent.
+    const notTaken = new Set(sending);
+    try {
+      for (const item of items) {
+        yield item;
+        if (item.kind === 'send') for (const ref of item.events ?? []) notTaken.delete(ref.key);
+      }
+    } finally {
+      if (notTaken.size > 0) await ledger?.settle([...notTaken], 'released');
+    }
   };
   for await (const { lineNumber, text } of readLines(path)) {
     if (ctx.signal.aborted) return;

@@ -108,6 +108,17 @@ export class EventChunk {
     this.byEmail = new Map();
     if (chunk.size === 0) return;
     const verdicts = ledger ? await ledger.reserve([...chunk.values()].flat().map((queued) => queued.ref), this.resend) : undefined;
+    // Keys reserved for users the run has not taken yet: a run that stops early gives them back
+    // (they were never sent), instead of leaving them in flight for the next run to call uncertain.
+    const notTaken = new Set([...(verdicts ?? [])].filter(([, verdict]) => verdict === 'reserved').map(([key]) => key));
+    try {
+      yield* this.items(chunk, verdicts, notTaken);
+    } finally {
+      if (ledger && notTaken.size > 0) await ledger.settle([...notTaken], 'released');
+    }
+  }
+
+  private async *items(chunk: Map<string, QueuedEvent[]>, verdicts: ReadonlyMap<string, Reservation> | undefined, notTaken: Set<string>): AsyncGenerator<Item<EventTag>> {
     // One event twice in a chunk (a delivery Yotpo repeated): the first is sent, the second skipped.
     const taken = new Set<string>();
     for (const [email, queued] of chunk) {
@@ -139,6 +150,8 @@ export class EventChunk {
       const user = toInsiderUser(email, this.attributesOf(email, reserved));
       user.events = reserved.map((queued) => queued.event);
       yield { kind: 'send', user, tag: { email, events: reserved }, events: reserved.map((queued) => queued.ref), audit: eventAudit(reserved.map(auditInput)) };
+      // Resumed: the run took this user (a run that stops resumes this generator with a return instead).
+      for (const queued of reserved) notTaken.delete(queued.ref.key);
     }
   }
 }
