@@ -69,12 +69,20 @@ export class Delivery<Tag> {
    * settled. Stopped by an error: only uploads in flight finish. Either way the wait is bounded.
    */
   async wrapUp(interrupted: boolean, graceMs = 10_000): Promise<void> {
-    const settled = interrupted ? this.finish() : this.drain();
+    const settled = interrupted ? this.finish() : this.dropBatched().then(() => this.drain());
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
     await Promise.race([settled.catch(() => undefined), bound]);
     clearTimeout(timer);
     this.abandoned = true;
+  }
+
+  /** Stopped by an error: what is batched is never sent; its users are routed unsent (the ledger gives their keys back). */
+  private async dropBatched(): Promise<void> {
+    const batch = this.batcher.flush();
+    if (!batch) return;
+    const error = this.fatal?.message ?? 'the run stopped before this batch was sent';
+    await this.route(batch.items, batch.items.map((): UserOutcome => ({ status: 'unsent', error })));
   }
 
   private async submit(items: BatchItem<SendItem<Tag>>[]): Promise<void> {
