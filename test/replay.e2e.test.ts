@@ -4,8 +4,7 @@
 // warning and a dry run without any environment.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -15,7 +14,9 @@ import { runReplay } from '../src/commands/replay.js';
 import { runRetry } from '../src/commands/retry.js';
 import { mapAttributes, toInsiderUser } from '../src/core/transform.js';
 import { isRejectedEmail, startSandbox, type ReceivedUser, type Sandbox } from '../src/sandbox/index.js';
-import { BIN, captureIo, FIXTURE_EVENTS, runBin, workdir } from './helpers.js';
+import { captureIo, FIXTURE_EVENTS, runCli, spawnCli, workdir } from './helpers.js';
+import { Ledger } from '../src/state/ledger.js';
+import { StateStore, type Account } from '../src/state/store.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/events.jsonl', import.meta.url));
 const fixtureText = readFileSync(FIXTURE, 'utf8');
@@ -122,8 +123,8 @@ function fixtureDir(): string {
 const filterReasons = (reasons: Record<string, number>) =>
   Object.entries(reasons).filter(([reason]) => reason !== 'duplicate' && !/merchant/i.test(reason));
 
-const binBuilt = existsSync(fileURLToPath(new URL('../dist/cli.js', import.meta.url)));
-const NEEDS_BUILD = binBuilt ? false : 'run `npm run build` first (bin/yotpo-insider.js imports dist/)';
+/** The Insider account a sandbox's variables name. */
+const accountOf = (sandbox: Sandbox): Account => ({ partner: sandbox.env.INSIDER_PARTNER_NAME!, url: sandbox.env.INSIDER_API_URL! });
 
 describe('replay of the fixture over the sandbox', () => {
   let sandbox: Sandbox;
@@ -141,7 +142,7 @@ describe('replay of the fixture over the sandbox', () => {
     assert.equal(summary.exit_code, 1, 'rejected lines make the exit code 1');
     assert.deepEqual(
       { ...summary.events },
-      { read: nonBlankLines.length, sent: SENT_LINES.length, succeeded: SENT_LINES.length, failed: 0, skipped: 2, rejected: 6 },
+      { read: nonBlankLines.length, sent: SENT_LINES.length, succeeded: SENT_LINES.length, failed: 0, skipped: 2, rejected: 6, uncertain: 0 },
     );
     assert.equal(summary.skipped_reasons.duplicate, 1, JSON.stringify(summary.skipped_reasons));
     const otherSkips = Object.entries(summary.skipped_reasons).filter(([reason]) => reason !== 'duplicate');
@@ -249,7 +250,9 @@ describe('replay of the fixture over the sandbox', () => {
     const cwd = fixtureDir();
     const first = await runReplay('events.jsonl', { ...QUICK }, captureIo(sandbox.env, cwd));
     assert.equal(first.events.succeeded, SENT_LINES.length);
-    assert.ok(existsSync(join(cwd, '.yotpo-insider/state.json')), 'the default state file holds the ledger');
+    assert.ok(first.state_dir?.startsWith(join(cwd, '.state')), `the account folder is in the state root: ${first.state_dir}`);
+    assert.equal(first.state_file, join(first.state_dir!, 'ledger.log'), 'the account folder holds the ledger');
+    assert.ok(existsSync(first.state_file!));
 
     sandbox.reset();
     const second = await runReplay('events.jsonl', { ...QUICK }, captureIo(sandbox.env, cwd));
@@ -259,11 +262,12 @@ describe('replay of the fixture over the sandbox', () => {
     assert.equal(second.events.skipped, SENT_LINES.length + 2);
     assert.equal(second.events.rejected, 6);
     assert.equal(deliveredEvents(sandbox).length, 0, 'no event twice');
-    assert.equal(sandbox.requests().filter((r) => r.api === 'insider').length, 0, 'not even an empty request');
+    assert.equal(sandbox.requests().filter((r) => r.path === '/api/user/v1/upsert').length, 0, 'not even an empty upsert');
 
-    // An explicit --state elsewhere has no ledger yet: everything is sent.
+    // An explicit --state folder elsewhere has no ledger yet: everything is sent.
     sandbox.reset();
-    const other = await runReplay('events.jsonl', { ...QUICK, state: 'other/state.json' }, captureIo(sandbox.env, cwd));
+    const other = await runReplay('events.jsonl', { ...QUICK, state: 'other' }, captureIo(sandbox.env, cwd));
+    assert.equal(other.state_dir, join(cwd, 'other'));
     assert.equal(other.events.sent, SENT_LINES.length);
     assertExactlyOnce(deliveredEvents(sandbox), SENT_LINES.map(keyOfLine), '--state other: ');
 
@@ -274,10 +278,10 @@ describe('replay of the fixture over the sandbox', () => {
     assertExactlyOnce(deliveredEvents(sandbox), SENT_LINES.map(keyOfLine), '--force: ');
   });
 
-  test('stdin (-) delivers the same events (spawned CLI, fixture piped in)', { skip: NEEDS_BUILD }, async () => {
+  test('stdin (-) delivers the same events (spawned CLI, fixture piped in)', async () => {
     sandbox.reset();
     const cwd = workdir();
-    const result = await runBin(['replay', '-', '--json', '--insider-rps', '0'], {
+    const result = await runCli(['replay', '-', '--json', '--insider-rps', '0'], {
       cwd,
       env: { PATH: process.env.PATH ?? '', ...sandbox.env },
       stdin: fixtureText,
@@ -448,7 +452,7 @@ describe('replay of the fixture over the sandbox', () => {
     try {
       const io = captureIo(sandbox.env, cwd);
       const full = await runReplay('events.jsonl', { ...QUICK, failed: '/dev/full' }, io);
-      assert.equal(full.exit_code, 2, io.err());
+      assert.equal(full.exit_code, 3, io.err());
       assert.match(io.err(), /cannot write \/dev\/full/);
       const again = await runReplay('events.jsonl', { ...QUICK, failed: 'failed.jsonl' }, captureIo(sandbox.env, cwd));
       assert.equal(again.exit_code, 1);
@@ -459,15 +463,23 @@ describe('replay of the fixture over the sandbox', () => {
   });
 
   test('events whose delivery Insider left uncertain are not replayed again without --force', async () => {
-    const delivered = fixtureDir();
-    sandbox.reset();
-    await runReplay('events.jsonl', { ...QUICK }, captureIo(sandbox.env, delivered));
-    const keys = readFileSync(join(delivered, '.yotpo-insider/state.json.ledger.txt'), 'utf8');
-
-    // Another account's state where every one of those events is uncertain.
     const cwd = fixtureDir();
-    mkdirSync(join(cwd, '.yotpo-insider'));
-    writeFileSync(join(cwd, '.yotpo-insider/state.json.uncertain.txt'), keys);
+    sandbox.reset();
+    // Insider stores the one batch, then answers 502: Insider may hold every event (it does).
+    sandbox.setFaults({ afterStore: { mode: '502', count: 1 } });
+    let first;
+    try {
+      first = await runReplay('events.jsonl', { ...QUICK, failed: 'failed.jsonl' }, captureIo(sandbox.env, cwd));
+    } finally {
+      sandbox.setFaults({ afterStore: null });
+    }
+    assert.equal(first.exit_code, 1);
+    assert.equal(first.events.uncertain, SENT_LINES.length);
+    assert.equal(first.events.succeeded, 0);
+    const failed = readJsonl(join(cwd, 'failed.jsonl'));
+    assert.ok(failed.length > 0 && failed.every((line) => line.delivery_uncertain === true), 'every failed line is marked uncertain');
+    assert.deepEqual(failed.flatMap((line) => line.event_keys as string[]).length, SENT_LINES.length);
+
     sandbox.reset();
     const held = await runReplay('events.jsonl', { ...QUICK }, captureIo(sandbox.env, cwd));
     assert.equal(held.events.sent, 0);
@@ -477,12 +489,18 @@ describe('replay of the fixture over the sandbox', () => {
     const forced = await runReplay('events.jsonl', { ...QUICK, force: true }, captureIo(sandbox.env, cwd));
     assert.equal(forced.events.sent, SENT_LINES.length);
     assertExactlyOnce(deliveredEvents(sandbox), SENT_LINES.map(keyOfLine), 'forced: ');
-    const state = JSON.parse(readFileSync(join(cwd, '.yotpo-insider/state.json'), 'utf8'));
-    assert.equal(state.replay.events_uncertain, undefined, 'delivered since: no longer uncertain');
+    const ledger = await Ledger.open(forced.state_dir!, { runId: 'test-reader', writable: false });
+    assert.deepEqual(ledger.counts(), { 'in flight': 0, delivered: SENT_LINES.length, uncertain: 0, released: 0 }, 'delivered since: no longer uncertain');
   });
 
   test('retry holds back users whose events Insider may already hold unless --force; a plain failed file needs no state file', async () => {
     const cwd = workdir();
+    // The account's ledger holds key-u as uncertain (an earlier run's ambiguous answer).
+    const store = StateStore.open({ account: accountOf(sandbox), env: { YOTPO_INSIDER_STATE_DIR: join(cwd, '.state') }, cwd, writable: true, command: 'replay' });
+    const ledger = await store.ledger();
+    await ledger.reserve([{ key: 'key-u', email: 'uncertain-events@example.com', event_name: 'loyalty_points_earned', timestamp: '2026-11-01T10:00:00Z' }]);
+    await ledger.settle(['key-u'], 'uncertain');
+    await ledger.close();
     const event = (id: number) => ({ event_name: 'loyalty_points_earned', timestamp: '2026-11-01T10:00:00Z', event_params: { custom: { perk_id: id } } });
     const record = (email: string, extra: Record<string, unknown>, events?: unknown[]) =>
       JSON.stringify({ user: { identifiers: { email }, attributes: { custom: {} }, ...(events ? { events } : {}) }, error: 'x', status: 200, attempts: 1, ...extra });
@@ -498,7 +516,7 @@ describe('replay of the fixture over the sandbox', () => {
     const held = await runRetry('failed.jsonl', { ...QUICK, failed: 'held.jsonl' }, captureIo(sandbox.env, cwd));
     assert.equal(held.exit_code, 1, 'a held-back user needs the operator');
     assert.deepEqual(held.skipped_reasons, { 'delivery uncertain': 1 });
-    assert.match(held.warnings.join('\n'), /1 user\(s\) not sent \(kept in the new failed file\): their events may already be in Insider.*--force/);
+    assert.match(held.warnings.join('\n'), /1 user\(s\) not sent \(kept in the new failed file\): Insider may hold their events already.*--force/);
     const kept = readFileSync(join(cwd, 'held.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
     assert.deepEqual(kept.map((r) => [r.user.identifiers.email, r.event_keys, r.delivery_uncertain]), [['uncertain-events@example.com', ['key-u'], true]]);
     assert.deepEqual(sandbox.received().map((user) => user.identifiers?.email).sort(), ['named@example.com', 'uncertain-user@example.com']);
@@ -508,11 +526,10 @@ describe('replay of the fixture over the sandbox', () => {
     assert.deepEqual(forced.skipped_reasons, { 'already delivered': 1 }, 'named@ is in the ledger since the first retry');
     assert.deepEqual(sandbox.received().map((user) => user.identifiers?.email).sort(), ['uncertain-events@example.com', 'uncertain-user@example.com']);
 
-    // A backfill's failed file (no event keys) is retried even where no state file can be written.
-    writeFileSync(join(cwd, 'plain-file'), '');
+    // A backfill's failed file (no event keys) never needs the ledger.
     writeFileSync(join(cwd, 'backfill-failed.jsonl'), record('plain@example.com', {}));
     sandbox.reset();
-    const plain = await runRetry('backfill-failed.jsonl', { ...QUICK, state: 'plain-file/state.json' }, captureIo(sandbox.env, cwd));
+    const plain = await runRetry('backfill-failed.jsonl', { ...QUICK }, captureIo(sandbox.env, cwd));
     assert.equal(plain.exit_code, 0);
     assert.equal(plain.users.succeeded, 1);
     assert.equal(plain.state_file, null);
@@ -564,10 +581,12 @@ describe('replay of the fixture over the sandbox', () => {
     assert.equal(dry.requests.insider, 0);
     assert.ok(existsSync(join(cwd, 'audit.csv')));
 
-    // With every credential pointing at the sandbox, a dry run still sends nothing.
+    // With every credential pointing at the sandbox, a dry run still sends nothing: its only
+    // requests are the read-only schema check.
     const withCredentials = await runReplay('events.jsonl', { ...QUICK, dryRun: true, out: 'audit2.csv' }, captureIo(sandbox.env, cwd));
     assert.equal(withCredentials.events.sent, SENT_LINES.length);
-    assert.deepEqual(sandbox.requests(), [], 'the sandbox recorded no request');
+    assert.deepEqual(sandbox.requests().filter((r) => !r.path.startsWith('/api/user/v3/metadata/')), [], 'the sandbox recorded no other request');
+    assert.equal(existsSync(join(cwd, '.state')), false, 'a dry run writes no state');
 
     // The dry runs left no ledger behind: a live run afterwards sends everything.
     const live = await runReplay('events.jsonl', { ...QUICK }, captureIo(sandbox.env, cwd));
@@ -575,10 +594,10 @@ describe('replay of the fixture over the sandbox', () => {
     assertExactlyOnce(deliveredEvents(sandbox), SENT_LINES.map(keyOfLine), 'live after dry: ');
   });
 
-  test('a dry run of the spawned CLI with an empty environment', { skip: NEEDS_BUILD }, async () => {
+  test('a dry run of the spawned CLI with an empty environment', async () => {
     sandbox.reset();
     const cwd = fixtureDir();
-    const result = await runBin(['replay', 'events.jsonl', '--dry-run', '--json'], { cwd, env: {} });
+    const result = await runCli(['replay', 'events.jsonl', '--dry-run', '--json'], { cwd, env: {} });
     assert.equal(result.code, 1, result.stderr);
     assert.doesNotMatch(result.stderr, /missing variable/);
     const summary = JSON.parse(result.stdout);
@@ -591,7 +610,7 @@ describe('replay of the fixture over the sandbox', () => {
 });
 
 describe('replay interrupted and resumed', () => {
-  test('SIGINT halfway exits 130; the second run delivers the rest, every event exactly once overall', { skip: NEEDS_BUILD }, async () => {
+  test('SIGINT halfway exits 130; the second run delivers the rest, every event exactly once overall', async () => {
     const sandbox = await startSandbox({ customers: 0, reviews: 0, latencyMs: 10 });
     try {
       const cwd = workdir();
@@ -615,23 +634,15 @@ describe('replay interrupted and resumed', () => {
       }
       writeFileSync(join(cwd, 'big.jsonl'), `${lines.join('\n')}\n`);
 
-      const child = spawn(process.execPath, [BIN, 'replay', 'big.jsonl', '--batch-size', '50', '--insider-rps', '0'], {
-        cwd,
-        env: { PATH: process.env.PATH ?? '', ...sandbox.env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
-      const events = () => sandbox.stats().events.accepted;
-      const deadline = Date.now() + 10_000;
-      while (events() < 400 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      child.kill('SIGINT');
-      const code = await closed;
-      assert.equal(code, 130, stderr);
+      const live = spawnCli(['replay', 'big.jsonl', '--batch-size', '50', '--insider-rps', '0'], { cwd, env: sandbox.env });
+      // Interrupted once eight batches were stored.
+      await sandbox.waitForStored(8);
+      live.child.kill('SIGINT');
+      const { code } = await live.closed;
+      assert.equal(code, 130, live.stderr);
       const firstRun = deliveredEvents(sandbox).length;
       assert.ok(firstRun >= 400 && firstRun < total, `interrupted halfway (${firstRun} of ${total} delivered)`);
-      assert.ok(existsSync(join(cwd, '.yotpo-insider/state.json')), 'the ledger was saved');
+      assert.equal(readdirSync(join(cwd, '.state')).length, 1, 'one account folder');
 
       sandbox.setFaults({ latencyMs: 0 });
       const io = captureIo(sandbox.env, cwd);
