@@ -15,7 +15,7 @@ import {
   DOCTOR_OPTIONS,
   type OptionSpec,
 } from './options.js';
-import { processIo, type Io } from './pipeline/report.js';
+import { printAboveProgress, processIo, type Io } from './pipeline/report.js';
 import type { RunControl } from './pipeline/run.js';
 import { VERSION } from './pipeline/summary.js';
 
@@ -136,7 +136,7 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
   const onSignal = (name: NodeJS.Signals) => {
     signals++;
     if (signals === 1) {
-      io.stderr.write(`${name}: stopping: finishing requests in flight and saving state (again to exit at once)\n`);
+      printAboveProgress(io, `${name}: stopping: finishing requests in flight and saving state (again to exit at once)`);
       controller.abort();
     } else {
       // Everything confirmed is in the store already: leaving now loses nothing.

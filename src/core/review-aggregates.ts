@@ -1,7 +1,7 @@
 // Per-reviewer review aggregates (MAPPING §4), kept compact: a reviewer is one row of typed-array
 // columns (counts and running sums), not a list of reviews, so a million reviewers fit in memory.
 
-import { normaliseEmail, type FlatAttributes } from './transform.js';
+import { countWarning, type FieldWarnings, normaliseEmail, type FlatAttributes } from './transform.js';
 import { SITE_REVIEW_SKU, TOP_TOPICS_LIMIT } from './table.js';
 import { round2, toEpochMs } from './values.js';
 import { grown, IdSet, PairCounts, StringIndex } from './compact.js';
@@ -102,7 +102,7 @@ export class ReviewAggregator {
    * The review attributes for `email`. A reviewer known only by excluded reviews gets
    * `yotpo_total_reviews: 0`, as does a loyalty customer without any review.
    */
-  attributesFor(email: string): FlatAttributes {
+  attributesFor(email: string, warnings?: FieldWarnings): FlatAttributes {
     const row = this.rowOrUndefined(email);
     if (row === undefined) return { yotpo_total_reviews: 0 };
     const base = row * COLUMNS;
@@ -120,7 +120,15 @@ export class ReviewAggregator {
       yotpo_top_topics: this.topTopics(row),
     };
     const attributes: FlatAttributes = {};
-    for (const [name, value] of Object.entries(values)) if (value !== undefined) attributes[name] = value;
+    for (const [name, value] of Object.entries(values)) {
+      if (value === undefined) continue;
+      // A sum of huge scores overflows: such a mean is omitted with a field warning, never sent as null.
+      if (typeof value === 'number' && !Number.isFinite(value)) {
+        if (warnings) countWarning(warnings, `${name}: not a finite number`);
+        continue;
+      }
+      attributes[name] = value;
+    }
     return attributes;
   }
 

@@ -194,5 +194,8 @@ export const COERCE: Record<ValueType, (value: unknown) => Coerced> = {
 /** Rounds half away from zero to 2 decimals (MAPPING §4), immune to 1.005-style binary error. */
 export function round2(value: number): number {
   const sign = value < 0 ? -1 : 1;
-  return (sign * Math.round(Math.abs(value) * 100 + 1e-9)) / 100;
+  const scaled = Math.abs(value) * 100;
+  // A magnitude this large has no decimals left to round, and scaling it would overflow to Infinity.
+  if (!Number.isFinite(scaled)) return value;
+  return (sign * Math.round(scaled + 1e-9)) / 100;
 }

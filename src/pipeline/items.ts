@@ -30,6 +30,8 @@ export interface SkipItem {
   failedLine?: Record<string, unknown>;
   /** The ledger key of the event skipped, when the ledger decided it. */
   key?: string;
+  /** Events held back because Insider may hold them: counted uncertain. */
+  uncertainEvents?: number;
 }
 
 export interface RejectItem {

@@ -4,7 +4,7 @@
 
 import type { OptionSpec } from '../options.js';
 
-const OUTPUT_ONLY = new Set(['json', 'quiet', 'verbose', 'out', 'excel', 'dryRun', 'fresh', 'failed', 'rejects', 'retryBaseMs', 'maxRequestBytes']);
+const OUTPUT_ONLY = new Set(['json', 'quiet', 'verbose', 'out', 'excel', 'dryRun', 'fresh', 'failed', 'retryBaseMs', 'maxRequestBytes']);
 
 function quote(value: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;

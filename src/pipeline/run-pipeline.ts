@@ -9,6 +9,7 @@ import { FillCounter, formatFillReport } from '../core/fill-report.js';
 import { flattenAttributes, type FieldWarnings, type InsiderUser } from '../core/transform.js';
 import type { BatchItem } from '../core/batcher.js';
 import { Reservoir } from '../core/reservoir.js';
+import { setMaxListeners } from 'node:events';
 import { InterruptedError, type ApiName } from '../errors.js';
 import type { UserOutcome } from '../insider/upload.js';
 import { sweepStaleTempDirs } from '../io/files.js';
@@ -86,6 +87,8 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
   const summary = newSummary(command, options.dryRun);
   const warnings: FieldWarnings = new Map();
   const stop = new AbortController();
+  // Every request in flight and every rate-limit wait listens on this one signal.
+  setMaxListeners(1000, stop.signal);
   const onSignal = () => stop.abort(new InterruptedError());
   control.signal?.addEventListener('abort', onSignal, { once: true });
   if (control.signal?.aborted) onSignal();
@@ -156,7 +159,13 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
     if (options.dryRun) reporter.info('dry run: everything is read, built, batched and checked; nothing is sent to Insider');
     if (store && !options.dryRun) await store.runs.started({ id: store.runId, command, started_at: startedAt.toISOString() });
     sample = !options.dryRun && options.sampleSize > 0 ? new Reservoir(options.sampleSize) : undefined;
-    progress = new Progress(io, { quiet: options.quiet, records: spec.progress.records, reviews: spec.progress.reviews ?? false, recordsTotalKnown: spec.progress.totalKnown ?? false });
+    progress = new Progress(io, {
+      quiet: options.quiet,
+      records: spec.progress.records,
+      reviews: spec.progress.reviews ?? false,
+      figures: () => figureBase(summary),
+      clients: { counters: clients.counters, paced: [clients.loyalty, clients.reviews, clients.insider] },
+    });
 
     const route = routeOutcomes(spec, context, outputs, sample);
     delivery = new Delivery<Tag>(
@@ -181,8 +190,6 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
       if (stop.signal.aborted) break;
       if (item.kind === 'send') {
         summary.users.read++;
-        summary.users.sent++;
-        summary.events.sent += item.events?.length ?? 0;
         fill?.add(item.user);
         await delivery.add(item);
       } else if (item.kind === 'skip') {
@@ -191,6 +198,7 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
         tally.skipped += count;
         if (item.unit === 'user') summary.users.read += count;
         addReason(summary.skipped_reasons, item.reason, count);
+        summary.events.uncertain += item.uncertainEvents ?? 0;
         if (item.failedLine && live.failed && !options.dryRun) live.failed.write({ ...item.failedLine, account: live.account });
         writeRows(live, item.audit, 'skipped', item.reason, byLine);
       } else if (item.kind === 'flush') {
@@ -206,7 +214,9 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
     if (stop.signal.reason instanceof ReaderGone) return quietEnd(summary, outputs, startedAt);
     if (stop.signal.reason instanceof Error && !(stop.signal.reason instanceof InterruptedError)) throw stop.signal.reason;
     if (stop.signal.aborted) throw new InterruptedError();
-    await delivery.finish();
+    progress.update({ ...figureBase(summary), phase: 'finishing' });
+    // A signal while the last answers are awaited stops the wait (bounded wrap-up), as anywhere else.
+    await Promise.race([delivery.finish(), stopped(stop.signal)]);
   } catch (caught) {
     error = caught;
     await delivery?.wrapUp(caught instanceof InterruptedError);
@@ -224,6 +234,7 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
     }
   }
   error = await closeOutputs(error, outputs?.failed, outputs?.rejects, outputs?.audit);
+  if (options.dryRun && outputs?.audit?.stdoutClosed) return quietEnd(summary, undefined, startedAt);
   const ledger = ctx?.store && ledgerUsed ? await ctx.ledger().catch(() => undefined) : undefined;
   error = await closeOutputs(error, ledger);
   summary.failed_file = outputs?.failed?.writtenPath ?? null;
@@ -242,6 +253,15 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
   const result = finishRun(summary, error, ctx?.clients.counters, startedAt.getTime(), reporter, io, options, hint);
   if (ctx?.store && !options.dryRun) await recordRun(ctx.store, result, sample, reporter);
   return result;
+}
+
+/** Rejects once `signal` aborts, with its reason (an interrupt, a fatal error). */
+function stopped(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    const fail = () => reject(signal.reason instanceof Error && !(signal.reason instanceof ReaderGone) ? signal.reason : new InterruptedError());
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, { once: true });
+  });
 }
 
 /** The reader of a dry run's CSV on stdout went away (`| head`). */
@@ -273,7 +293,15 @@ async function recordRun(store: StateStore, summary: RunSummary, sample: Reservo
 }
 
 function figureBase(summary: RunSummary): ProgressFigures {
-  return { reviewPages: 0, reviews: 0, customersRead: summary.users.read + summary.events.read, sent: summary.users.sent, succeeded: summary.users.succeeded, failed: summary.users.failed };
+  return {
+    reviewPages: 0,
+    reviews: 0,
+    customersRead: summary.users.read + summary.events.read,
+    sent: summary.users.sent,
+    succeeded: summary.users.succeeded,
+    failed: summary.users.failed,
+    uncertain: summary.users.uncertain,
+  };
 }
 
 /** Rows of line-numbered input (replay) are written in line order; others as they come. */
@@ -335,6 +363,9 @@ function routeOutcomes<Tag>(spec: PipelineSpec<Tag>, ctx: RunContext, outputs: O
   const routeOne = (item: SendItem<Tag>, outcome: UserOutcome) => {
     const events = item.events?.length ?? 0;
     if (outcome.status === 'unsent') return; // a resume sends it; no line, no count
+    // Sent: handed to Insider (or, in a dry run, what would be), whatever it answered.
+    summary.users.sent++;
+    summary.events.sent += events;
     if (outcome.status === 'failed' || outcome.status === 'uncertain') {
       outputs.failed!.write({
         user: item.user,

@@ -142,9 +142,11 @@ export function finishRun(
   startedAt: number,
   reporter: Reporter,
   io: Io,
-  options: Pick<CommonOptions, 'json' | 'dryRun'>,
+  options: Pick<CommonOptions, 'json' | 'dryRun' | 'state'>,
   resumeHint?: string,
 ): RunSummary {
+  // The follow-up commands name the state folder the run used, or they would read another account's.
+  const state = options.state ? ` --state ${options.state}` : '';
   if (counters) {
     copyRequestCounters(summary, counters);
     summary.resent_after_ambiguous = counters.resentAfterAmbiguous ?? 0;
@@ -168,14 +170,14 @@ export function finishRun(
   const uncertainEvents = summary.events.uncertain;
   if (uncertainEvents > 0 && !summary.dry_run) {
     reporter.error(
-      `${uncertainEvents} event(s) are uncertain: Insider may hold them. Run yotpo-insider verify --uncertain to settle them (found → delivered, absent after 6 h → released), then yotpo-insider retry ${summary.failed_file ?? '<failed file>'}`,
+      `${uncertainEvents} event(s) are uncertain: Insider may hold them. Run yotpo-insider verify --uncertain${state} to settle them (found → delivered, absent after 6 h → released), then yotpo-insider retry ${summary.failed_file ?? '<failed file>'}${state}`,
     );
   }
   if (summary.failed_file && !summary.dry_run) {
     reporter.error(
       summary.command === 'retry'
         ? `some users failed again or were held back; see ${summary.failed_file}`
-        : `some users were not delivered; after fixing the cause, re-send them with: yotpo-insider retry ${summary.failed_file}`,
+        : `some users were not delivered; after fixing the cause, re-send them with: yotpo-insider retry ${summary.failed_file}${state}`,
     );
   }
   return summary;

@@ -78,7 +78,7 @@ export async function* backfillSource(ctx: RunContext, plan: BackfillPlan): Asyn
         }
         const sources = anniversaries[position] ? [anniversaries[position], customer] : [customer];
         const omitted: FieldWarnings = new Map();
-        const user = mapUser(email, sources, aggregator?.attributesFor(email), transform, omitted);
+        const user = mapUser(email, sources, aggregator?.attributesFor(email, omitted), transform, omitted);
         mergeWarnings(ctx.warnings, omitted);
         checkpoint?.addUser(seq);
         yield { kind: 'send', user, tag: { page: seq }, audit: userAudit(email, user, 'loyalty', omitted) };
@@ -174,7 +174,7 @@ async function* reviewerOnlyUsers(ctx: RunContext, { options, checkpoint, sinceM
       await writeJsonl(path, (function* () {
         for (const email of aggregator.unmatched()) {
           if (aggregator.includedCount(email) > 0 && listed(email, list) && reviewedSince(aggregator.lastUpdatedMs(email), sinceMs)) {
-            yield { email, attributes: aggregator.attributesFor(email) };
+            yield { email, attributes: aggregator.attributesFor(email, ctx.warnings) };
           }
         }
       })());

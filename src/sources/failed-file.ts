@@ -57,11 +57,18 @@ export async function checkFailedFile(path: string, label: string): Promise<void
 export async function* failedFileSource(ctx: RunContext, path: string, force: boolean): AsyncGenerator<Item<RetryTag>> {
   const account = ctx.config.insider ? { partner: ctx.config.insider.partnerName, url: ctx.config.insider.url } : undefined;
   let chunk: { line: number; record: FailedLine }[] = [];
+  // Keys this run already sends: a user listed twice (overlapping failed files) sends its events once.
+  const taken = new Set<string>();
   const flush = async function* (): AsyncGenerator<Item<RetryTag>> {
-    const refs = chunk.flatMap(({ record }) => eventRefs(record));
-    const ledger = refs.length > 0 ? await ctx.ledger() : undefined;
-    const verdicts = ledger ? await ledger.reserve(refs, { uncertain: force }) : new Map<string, Reservation>();
-    const items = chunk.map(({ record }) => itemFor(record, verdicts, force, ledger !== undefined));
+    const all = chunk.flatMap(({ record }) => eventRefs(record));
+    const ledger = all.length > 0 ? await ctx.ledger() : undefined;
+    // A line marked uncertain stays held unless the ledger released its keys (verify --uncertain) or --force.
+    const held = (record: FailedLine) =>
+      !force && record.delivery_uncertain === true && eventRefs(record).some((ref) => !['released', 'delivered'].includes(ledger?.stateOf(ref.key) ?? 'unknown'));
+    const refs = chunk.flatMap(({ record }) => (held(record) ? [] : eventRefs(record).filter((ref) => !taken.has(ref.key))));
+    // Without a store (a dry run without Insider variables) nothing is known: every event would be sent.
+    const verdicts = ledger ? await ledger.reserve(refs, { uncertain: force }) : new Map<string, Reservation>(refs.map((ref) => [ref.key, 'reserved']));
+    const items = chunk.map(({ record }) => itemFor(record, verdicts, held(record), taken));
     // Keys reserved for a user that is held back after all were never sent: give them back.
     const sending = new Set(items.flatMap((item) => (item.kind === 'send' ? (item.events ?? []).map((ref) => ref.key) : [])));
     const unused = refs.filter((ref) => verdicts.get(ref.key) === 'reserved' && !sending.has(ref.key)).map((ref) => ref.key);
@@ -105,19 +112,22 @@ function eventRefs(record: FailedLine): EventRef[] {
   return keys.map((key, index) => ({ key, email: record.user.identifiers.email, event_name: String(events[index]?.event_name ?? ''), timestamp: String(events[index]?.timestamp ?? '') }));
 }
 
-function itemFor(record: FailedLine, verdicts: ReadonlyMap<string, Reservation>, force: boolean, ledgerRead: boolean): Item<RetryTag> {
+function itemFor(record: FailedLine, verdicts: ReadonlyMap<string, Reservation>, markedHeld: boolean, taken: Set<string>): Item<RetryTag> {
   // A line written by an earlier version may lack not_append: Insider would then grow array attributes.
   const user: InsiderUser = { ...record.user, not_append: true };
   const email = user.identifiers.email;
   const refs = eventRefs(record);
   const audit = userAudit(email, user, 'retry');
   if (refs.length === 0) return { kind: 'send', user, tag: { eventKeys: [] }, audit };
-  const held = refs.some((ref) => {
-    const verdict = verdicts.get(ref.key);
-    return verdict === 'delivery uncertain' || verdict === 'in flight elsewhere' || (!ledgerRead && record.delivery_uncertain === true && !force);
-  });
-  if (held) return { kind: 'skip', unit: 'user', reason: 'delivery uncertain', audit, failedLine: { ...record, delivery_uncertain: true } };
-  const keep = refs.map((ref, index) => ({ ref, index })).filter(({ ref }) => verdicts.get(ref.key) === 'reserved' || !ledgerRead);
+  const held =
+    markedHeld ||
+    refs.some((ref) => {
+      const verdict = verdicts.get(ref.key);
+      return verdict === 'delivery uncertain' || verdict === 'in flight elsewhere';
+    });
+  if (held) return { kind: 'skip', unit: 'user', reason: 'delivery uncertain', audit, uncertainEvents: refs.length, failedLine: { ...record, delivery_uncertain: true } };
+  const keep = refs.map((ref, index) => ({ ref, index })).filter(({ ref }) => verdicts.get(ref.key) === 'reserved' && !taken.has(ref.key));
+  for (const { ref } of keep) taken.add(ref.key);
   if (keep.length === 0) return { kind: 'skip', unit: 'user', reason: 'already delivered', audit };
   const events = keep.map(({ index }) => user.events![index]!);
   const sent: InsiderUser = { ...user, events };

@@ -87,17 +87,24 @@ export class Ledger {
   /** Opens the ledger of an account folder; a live run turns the in-flight keys of dead runs uncertain. */
   static async open(dir: string, { runId, writable }: { runId: string; writable: boolean }): Promise<Ledger> {
     const ledger = new Ledger(dir, runId, writable);
-    const meta = readMeta(join(dir, META));
+    // Checked before anything is appended: a recovery record must not hide a lost one.
+    const check = () => {
+      const meta = readMeta(join(dir, META));
+      if (meta && meta.records > ledger.records) {
+        throw new StoreError(
+          `the ledger ${ledger.path} holds ${ledger.records} record(s) but ${join(dir, META)} says ${meta.records}: it was truncated, replaced or lost. ` +
+            'Sending now could repeat delivered events; restore the ledger from a backup, or move the account folder away to start over knowingly',
+        );
+      }
+    };
     if (writable) {
-      await ledger.locked(() => ledger.recoverDeadRuns());
+      await ledger.locked(() => {
+        check();
+        ledger.recoverDeadRuns();
+      });
     } else {
       ledger.readTail(false);
-    }
-    if (meta && meta.records > ledger.records) {
-      throw new StoreError(
-        `the ledger ${ledger.path} holds ${ledger.records} record(s) but ${join(dir, META)} says ${meta.records}: it was truncated, replaced or lost. ` +
-          'Sending now could repeat delivered events; restore the ledger from a backup, or move the account folder away to start over knowingly',
-      );
+      check();
     }
     return ledger;
   }
