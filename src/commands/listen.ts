@@ -9,6 +9,7 @@ import { ArchiveWriter } from '../listen/archive.js';
 import { checkBindAllowed, startReceiver, type HealthBody } from '../listen/receiver.js';
 import { LISTEN_OPTIONS, withDefaults, type ListenOptions } from '../options.js';
 import type { Io } from '../pipeline/report.js';
+import { utcStamp } from '../pipeline/progress.js';
 import { Reporter } from '../pipeline/report.js';
 import { runPipeline } from '../pipeline/run-pipeline.js';
 import { fileTimestamp, makeClients, type RunControl } from '../pipeline/run.js';
@@ -106,7 +107,7 @@ export async function runListen(given: Partial<ListenOptions>, io: Io, control: 
     }
     if (!options.quiet) {
       const h = healthBody();
-      reporter.info(`${new Date().toISOString()} accepted ${receiver.stats.accepted}, rejected ${receiver.stats.rejected}, refused for a wrong token ${receiver.stats.unauthorized}, forwarded ${h.forwarded}, behind ${h.behind}, Insider ${h.insider}`);
+      reporter.info(`${utcStamp(Date.now())} accepted ${receiver.stats.accepted}, rejected ${receiver.stats.rejected}, refused for a wrong token ${receiver.stats.unauthorized}, forwarded ${h.forwarded}, behind ${h.behind}, Insider ${h.insider}`);
     }
   }, 10_000);
   watch.unref();

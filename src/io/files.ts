@@ -85,7 +85,7 @@ export class Spill<T> {
  * Yields `source`'s items, but none before `ready` resolves: what arrives earlier goes to a disk
  * spill and is yielded first once `ready` resolves. Both sides make progress meanwhile.
  */
-export async function* holdUntil<T>(source: AsyncIterator<T>, ready: Promise<unknown>): AsyncGenerator<T> {
+export async function* holdUntil<T>(source: AsyncIterator<T>, ready: Promise<unknown>, onHeld?: (item: T) => void): AsyncGenerator<T> {
   let isReady = false;
   let readyError: unknown;
   ready.then(
@@ -105,6 +105,7 @@ export async function* holdUntil<T>(source: AsyncIterator<T>, ready: Promise<unk
         break;
       }
       await spill.write(next.value);
+      onHeld?.(next.value);
     }
     await ready;
     if (readyError) throw readyError;

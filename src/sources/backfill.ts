@@ -46,7 +46,9 @@ export async function* backfillSource(ctx: RunContext, plan: BackfillPlan): Asyn
     const seen = new StringIndex();
     let pagesSeen = 0;
     let complete = true;
-    for await (const page of holdUntil(prefetch(loyaltyListing(ctx, plan), 2), reviews)) {
+    let held = 0;
+    const onHeld = (page: LoyaltyPage) => ctx.progress({ held: (held += page.customers.length) });
+    for await (const page of holdUntil(prefetch(loyaltyListing(ctx, plan), 2), reviews, onHeld)) {
       pagesSeen++;
       const seq = (checkpoint?.pagesBefore ?? 0) + page.seq;
       for (const email of page.missing ?? []) {
