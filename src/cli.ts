@@ -3,6 +3,7 @@
 
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT, exitCodeOf, type ExitCode } from './errors.js';
+import { closeIdleConnections } from './io/http.js';
 import { redact } from './io/redact.js';
 import {
   BACKFILL_OPTIONS,
@@ -177,6 +178,7 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
     }
   } finally {
     for (const name of signalNames) process.off(name, onSignal);
+    closeIdleConnections();
   }
   return code;
 }
