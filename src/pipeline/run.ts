@@ -162,8 +162,10 @@ export function finishRun(
   } else {
     summary.exit_code = outcomeExitCode(summary);
   }
+  // A usage error before anything was read: the error line says it all.
+  const nothingDone = summary.exit_code === EXIT.usage && summary.users.read + summary.events.read === 0;
   if (options.json) writeQuietly(io.stdout, `${JSON.stringify(summary)}\n`);
-  else for (const line of formatSummary(summary)) reporter.result(line);
+  else if (!nothingDone) for (const line of formatSummary(summary)) reporter.result(line);
   if (resumeHint && (summary.exit_code === EXIT.stopped || summary.exit_code === EXIT.interrupted)) {
     reporter.error(`state saved; to resume, run: ${resumeHint}`);
   }
