@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
 
-const ENTRY = fileURLToPath(new URL('./listen-cli-entry.ts', import.meta.url));
+const ENTRY = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
 /** Resolved here, so the CLI can run with the test's temp folder as its working folder. */
 const TSX = import.meta.resolve('tsx');
 const BOUNDED = { timeout: 120_000 };
@@ -623,6 +623,54 @@ describe('listen: stopping', BOUNDED, () => {
     for (const email of delivered.keys()) assert.ok(archived.has(email), `${email} reached Insider without being archived`);
     assert.deepEqual([...uncertainEmails(archive)], []);
   });
+});
+
+describe('listen: stopping while Insider holds a batch', () => {
+  // Known bug: after the stop grace the pipeline gives up on the upload but does not abort it, so the
+  // process lives on until the request times out (--timeout, 60 s by default), past SPEC §8's 10 s.
+  const KNOWN_BUG = {
+    timeout: 60_000,
+    todo: 'the upload in flight is not aborted when the stop grace ends: listen exits only at --timeout',
+  };
+  test(
+    'SIGTERM while a stored batch stays unanswered past the grace exits 0; the next start lists it uncertain and sends nothing twice',
+    KNOWN_BUG,
+    async (t) => {
+      const dir = tempDir(t);
+      const archive = join(dir, 'archive');
+      const outputs: Outputs = [];
+      const sandbox = await sandboxFor(t);
+      const env = envFor(dir, sandbox);
+      sandbox.setFaults({ afterStore: { mode: 'hold', count: 1 } });
+      // A request timeout far beyond the test's: only the 10 s stop grace can end this listener.
+      const args = ['--archive', archive, '--batch-size', '5', '--timeout', '600000', ...QUICK];
+      const listener = await startListener(t, ['--port', '0', ...args], dir, env, outputs);
+      const deliveries = Array.from({ length: 5 }, () => pointsEarned('held-at-stop'));
+      for (const delivery of deliveries) assert.equal(await post(listener.url, delivery.body), 200);
+      await sandbox.waitForStored(1);
+      const stopped = await stopWith(listener, 'SIGTERM');
+      assert.equal(stopped.code, 0, stopped.stderr);
+      sandbox.releaseHeld();
+
+      const more = Array.from({ length: 3 }, () => pointsEarned('after-held'));
+      const next = await startListener(t, ['--port', '0', ...args], dir, env, outputs);
+      for (const delivery of more) assert.equal(await post(next.url, delivery.body), 200);
+      const emails = [...deliveries, ...more].map((delivery) => delivery.email);
+      await until('the next start settles every delivery', () => {
+        const delivered = eventsByEmail(sandbox);
+        const uncertain = uncertainEmails(archive);
+        return emails.every((email) => uncertain.has(email) || delivered.has(email)) &&
+          more.every((delivery) => delivered.has(delivery.email))
+          ? true
+          : undefined;
+      });
+      assert.equal((await stopWith(next, 'SIGTERM')).code, 0);
+      const delivered = eventsByEmail(sandbox);
+      for (const email of emails) assert.equal(delivered.get(email), 1, `${email} reaches Insider once`);
+      const uncertain = uncertainEmails(archive);
+      for (const delivery of deliveries) assert.ok(uncertain.has(delivery.email) || delivered.has(delivery.email));
+    },
+  );
 });
 
 describe('listen: stopping while Insider is down', BOUNDED, () => {
