@@ -20,8 +20,9 @@ import { EVENT_AUDIT_COLUMNS } from '../sources/audit-rows.js';
 import { currentHolder, describeHolder, tryLock, unlock } from '../state/lock.js';
 import { StateStore } from '../state/store.js';
 
-/** The grace a stop gives the forwarder to send what is archived (SPEC §8). */
+/** The grace a stop gives the forwarder to send what is archived (SPEC §8), of which the last part waits for answers in flight. */
 const STOP_GRACE_MS = 10_000;
+const ANSWER_GRACE_MS = 2_000;
 /** An archive that cannot be written for this long stops listen (exit 3). */
 const ARCHIVE_FAILURE_LIMIT_MS = 60_000;
 
@@ -96,7 +97,7 @@ export async function runListen(given: Partial<ListenOptions>, io: Io, control: 
     (stopping ??= (async () => {
       await receiver.close();
       drain.abort();
-      setTimeout(() => forwarderStop.abort(), STOP_GRACE_MS).unref();
+      setTimeout(() => forwarderStop.abort(), STOP_GRACE_MS - ANSWER_GRACE_MS).unref();
     })());
   control.signal?.addEventListener('abort', () => void stop(), { once: true });
   const watch = setInterval(() => {
@@ -124,6 +125,7 @@ export async function runListen(given: Partial<ListenOptions>, io: Io, control: 
         auditColumns: EVENT_AUDIT_COLUMNS,
         rejects: { file: join(archiveDir, 'rejects.jsonl'), append: true },
         progress: { records: 'events' },
+        graceMs: ANSWER_GRACE_MS,
         persist: {
           onDegraded: (error) => setInsider((error as { exitCode?: number }).exitCode === EXIT.stopped && /credentials|rejected|partner|access/i.test(error.message) ? 'rejected' : 'retrying', error.message),
           onHealthy: () => setInsider('ok'),

@@ -62,6 +62,8 @@ export interface PipelineSpec<Tag> {
   rejects?: { file: string; append: boolean };
   /** Progress display: what is read ("customers", "events", "users"), and whether reviews are paged. */
   progress: { records: string; reviews?: boolean; totalKnown?: boolean };
+  /** How long a stopping run waits for the answers in flight (default 10 s). */
+  graceMs?: number;
   /** listen: an Insider that rejects or fails does not stop the run; batches wait and are tried again. */
   persist?: { onDegraded: (error: Error) => void; onHealthy: () => void };
   /** The panel check at start: what this run sends (none: no check). */
@@ -100,6 +102,7 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
   let sample: Reservoir<InsiderUser> | undefined;
   let fillCounter: FillCounter | undefined;
   let ledgerUsed = false;
+  let routes: { unsent: () => number } | undefined;
   let error: unknown;
   try {
     // Temporary files of runs that died (customer data) go at the next start.
@@ -168,6 +171,7 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
     });
 
     const route = routeOutcomes(spec, context, outputs, sample);
+    routes = route;
     delivery = new Delivery<Tag>(
       {
         ...(clients.insider ? { client: clients.insider } : {}),
@@ -219,7 +223,7 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
     await Promise.race([delivery.finish(), stopped(stop.signal)]);
   } catch (caught) {
     error = caught;
-    await delivery?.wrapUp(caught instanceof InterruptedError);
+    await delivery?.wrapUp(caught instanceof InterruptedError, spec.graceMs);
   } finally {
     control.signal?.removeEventListener('abort', onSignal);
   }
@@ -245,6 +249,8 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
     summary.users.succeeded = 0;
     summary.events.succeeded = 0;
   }
+  const notSent = routes?.unsent() ?? 0;
+  if (notSent > 0) summary.warnings.push(`${notSent} user(s) were not sent before the run stopped; running it again sends them`);
   if (fillCounter && fillCounter.users > 0) {
     summary.fill = fillCounter.report(summary.field_warnings);
     if (!options.json) for (const line of formatFillReport(summary.fill, fillCounter.users)) reporter.result(line);
@@ -296,7 +302,8 @@ function figureBase(summary: RunSummary): ProgressFigures {
   return {
     reviewPages: 0,
     reviews: 0,
-    customersRead: summary.users.read + summary.events.read,
+    // Event commands count lines read; the others users.
+    customersRead: summary.events.read > 0 ? summary.events.read : summary.users.read,
     sent: summary.users.sent,
     succeeded: summary.users.succeeded,
     failed: summary.users.failed,
@@ -362,7 +369,11 @@ function routeOutcomes<Tag>(spec: PipelineSpec<Tag>, ctx: RunContext, outputs: O
 
   const routeOne = (item: SendItem<Tag>, outcome: UserOutcome) => {
     const events = item.events?.length ?? 0;
-    if (outcome.status === 'unsent') return; // a resume sends it; no line, no count
+    if (outcome.status === 'unsent') {
+      // Never sent before the run stopped: no line, no count; a re-run sends it.
+      unsent++;
+      return;
+    }
     // Sent: handed to Insider (or, in a dry run, what would be), whatever it answered.
     summary.users.sent++;
     summary.events.sent += events;
@@ -392,5 +403,6 @@ function routeOutcomes<Tag>(spec: PipelineSpec<Tag>, ctx: RunContext, outputs: O
     spec.settle?.(item.tag, outcome);
   };
 
-  return { onTime, late: settleLedger };
+  let unsent = 0;
+  return { onTime, late: settleLedger, unsent: () => unsent };
 }
