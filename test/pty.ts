@@ -1,4 +1,4 @@
-// Runs the CLI (from source, through test/pty-entry.ts) inside a real pseudo-terminal with
+// Runs the CLI (from source, through test/cli-entry.ts) inside a real pseudo-terminal with
 // util-linux `script`, and replays what the terminal received on a small screen model: the
 // escape sequences cli-progress and readline write (cursor up/down/column, erase line and
 // below, autowrap), so a test can read the screen as an operator would see it, at any moment.
@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /** The CLI from source, and the loader that runs it from any working folder. */
-export const ENTRY = fileURLToPath(new URL('./pty-entry.ts', import.meta.url));
+export const ENTRY = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
 export const TSX = import.meta.resolve('tsx');
 
 const quote = (word: string) => `'${word.replaceAll("'", "'\\''")}'`;
