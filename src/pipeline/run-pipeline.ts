@@ -223,6 +223,8 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
     await Promise.race([delivery.finish(), stopped(stop.signal)]);
   } catch (caught) {
     error = caught;
+    // A source that failed (a Yotpo credential refused) stops the rest of the run too: the review paging, Yotpo requests in flight.
+    if (!stop.signal.aborted) stop.abort(caught);
     await delivery?.wrapUp(caught instanceof InterruptedError, spec.graceMs);
   } finally {
     control.signal?.removeEventListener('abort', onSignal);
