@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -36,6 +36,23 @@ const removeAtExit = new Set<string>();
 process.once('exit', () => {
   for (const dir of removeAtExit) rmSync(dir, { recursive: true, force: true });
 });
+
+/** The one account folder of a working folder's state root (`<cwd>/.state`). */
+export function accountDir(cwd: string): string {
+  const root = join(cwd, '.state');
+  const names = readdirSync(root);
+  assert.equal(names.length, 1, `one account folder in ${root}: ${names.join(', ')}`);
+  return join(root, names[0]!);
+}
+
+/** The one backfill checkpoint saved under a working folder's state root, parsed. */
+export function savedCheckpoint(cwd: string): Record<string, any> {
+  const dir = join(accountDir(cwd), 'checkpoints');
+  const files = readdirSync(dir).filter((name) => name.endsWith('.json'));
+  assert.equal(files.length, 1, `one checkpoint in ${dir}: ${files.join(', ')}`);
+  const file = join(dir, files[0]!);
+  return { ...(JSON.parse(readFileSync(file, 'utf8')) as Record<string, any>), file };
+}
 
 export function workdir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'yotpo-insider-test-'));
