@@ -374,7 +374,6 @@ function patchedDist(name: string, patches: Patch[]): { dist: string; remove: ()
   return { dist: join(root, 'dist'), remove: () => rmSync(root, { recursive: true, force: true }) };
 }
 
-const NO_PREFETCH: Patch = { file: 'sources/backfill.js', from: 'prefetch(loyaltyListing(ctx, plan), 2)', to: 'loyaltyListing(ctx, plan)' };
 const NO_GUESS: Patch = { file: 'yotpo/loyalty.js', from: 'const guess = peekCursor(text);', to: 'const guess = null;' };
 const NO_YIELD: Patch = { file: 'yotpo/loyalty.js', from: 'await new Promise((resolve) => setImmediate(resolve));', to: '' };
 
@@ -387,10 +386,9 @@ interface Variant {
 const VARIANTS: Variant[] = [
   { name: 'as built (sample 1000)' },
   { name: '--sample-size 0', options: { sampleSize: 0 } },
-  { name: 'without prefetch(…, 2) of the loyalty listing', patches: [NO_PREFETCH] },
   { name: 'without the guessed next cursor (and its setImmediate)', patches: [NO_GUESS] },
   { name: 'without the setImmediate after the guessed request', patches: [NO_YIELD] },
-  { name: 'without all three', patches: [NO_PREFETCH, NO_GUESS, NO_YIELD] },
+  { name: 'without both', patches: [NO_GUESS, NO_YIELD] },
 ];
 
 async function abTable(title: string, size: number, latency: number, reps: number, baseOptions: Record<string, unknown>): Promise<void> {

@@ -23,37 +23,6 @@ import { LocalFileError } from '../errors.js';
 import { createPrivateWriteStream } from './durable.js';
 import { openInputStream } from './lines.js';
 
-/**
- * Pulls up to `ahead` items from `source` before the consumer asks for them, so the next page is
- * being fetched while the current one is processed; the bound keeps memory flat when the consumer
- * is slower.
- */
-export async function* prefetch<T>(source: AsyncIterator<T>, ahead: number): AsyncGenerator<T> {
-  const buffer: Promise<IteratorResult<T>>[] = [];
-  let exhausted = false;
-  const fill = () => {
-    while (!exhausted && buffer.length < ahead) {
-      const next = source.next();
-      next.then(
-        (r) => r.done && (exhausted = true),
-        () => (exhausted = true),
-      );
-      buffer.push(next);
-    }
-  };
-  try {
-    for (;;) {
-      fill();
-      const result = await buffer.shift()!;
-      if (result.done) return;
-      fill();
-      yield result.value;
-    }
-  } finally {
-    await source.return?.(undefined);
-  }
-}
-
 /** A JSONL file in a private temporary folder, for items that arrive before they can be used. */
 export class Spill<T> {
   private readonly dir = privateTempDir();

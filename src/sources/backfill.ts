@@ -10,7 +10,7 @@ import { ReviewAggregator } from '../core/review-aggregates.js';
 import { StringIndex } from '../core/compact.js';
 import { mapAttributes, mapUser, normaliseEmail, toInsiderUser, type FieldWarnings, type FlatAttributes, type InsiderUser } from '../core/transform.js';
 import { ApiError, StoreError } from '../errors.js';
-import { holdUntil, prefetch, privateTempDir, removeTempDir, writeJsonl } from '../io/files.js';
+import { holdUntil, privateTempDir, removeTempDir, writeJsonl } from '../io/files.js';
 import { readLines } from '../io/lines.js';
 import { readAhead } from '../io/read-ahead.js';
 import type { BackfillOptions } from '../options.js';
@@ -48,7 +48,7 @@ export async function* backfillSource(ctx: RunContext, plan: BackfillPlan): Asyn
     let complete = true;
     let held = 0;
     const onHeld = (page: LoyaltyPage) => ctx.progress({ held: (held += page.customers.length) });
-    for await (const page of holdUntil(prefetch(loyaltyListing(ctx, plan), 2), reviews, onHeld)) {
+    for await (const page of holdUntil(loyaltyListing(ctx, plan), reviews, onHeld)) {
       pagesSeen++;
       const seq = (checkpoint?.pagesBefore ?? 0) + page.seq;
       for (const email of page.missing ?? []) {
