@@ -43,8 +43,16 @@ function picked<T>(table: Table, flags: Flags): Partial<T> {
 }
 
 const EXAMPLES: Record<string, string> = {
-  backfill: ['yotpo-insider backfill --dry-run --limit 1000', 'yotpo-insider backfill', 'yotpo-insider backfill --since last --json > summary.json'].join('\n  '),
-  replay: ['yotpo-insider replay events.jsonl --dry-run', 'yotpo-insider replay events.jsonl.gz --from 2026-11-01', 'cat events.jsonl | yotpo-insider replay -'].join('\n  '),
+  backfill: [
+    'yotpo-insider backfill --dry-run --limit 1000',
+    'yotpo-insider backfill',
+    'yotpo-insider backfill --since last --json > summary.json',
+  ].join('\n  '),
+  replay: [
+    'yotpo-insider replay events.jsonl --dry-run',
+    'yotpo-insider replay events.jsonl.gz --from 2026-11-01',
+    'cat events.jsonl | yotpo-insider replay -',
+  ].join('\n  '),
   retry: ['yotpo-insider retry yotpo-insider-failed-20261201T120000Z.jsonl', 'yotpo-insider retry failed.jsonl --force'].join('\n  '),
   verify: ['yotpo-insider verify', 'yotpo-insider verify --wait 30', 'yotpo-insider verify --uncertain'].join('\n  '),
   listen: ['yotpo-insider listen --port 8787', 'YOTPO_WEBHOOK_TOKEN=… yotpo-insider listen --host 0.0.0.0'].join('\n  '),
@@ -69,10 +77,12 @@ export function buildProgram(io: Io, control: RunControl, setResult: (code: numb
     return built.exitOverride();
   };
 
-  command('backfill', 'page through Yotpo (loyalty customers and reviews), transform, upsert to Insider', BACKFILL_OPTIONS).action(async (flags: Flags) => {
-    const { runBackfill } = await import('./commands/backfill.js');
-    exitWith(await runBackfill(picked(BACKFILL_OPTIONS, flags), io, control));
-  });
+  command('backfill', 'page through Yotpo (loyalty customers and reviews), transform, upsert to Insider', BACKFILL_OPTIONS).action(
+    async (flags: Flags) => {
+      const { runBackfill } = await import('./commands/backfill.js');
+      exitWith(await runBackfill(picked(BACKFILL_OPTIONS, flags), io, control));
+    },
+  );
   command('replay', 'replay saved Yotpo loyalty webhook payloads into Insider as events, exactly once', REPLAY_OPTIONS)
     .argument('<file>', 'JSONL of saved webhook payloads (.gz accepted; - for stdin)')
     .action(async (file: string, flags: Flags) => {
@@ -85,30 +95,42 @@ export function buildProgram(io: Io, control: RunControl, setResult: (code: numb
       const { runRetry } = await import('./commands/retry.js');
       exitWith(await runRetry(file, picked(RETRY_OPTIONS, flags), io, control));
     });
-  command('listen', 'receive Yotpo loyalty webhooks: archive each one durably, forward to Insider exactly once', LISTEN_OPTIONS).action(async (flags: Flags) => {
-    const { runListen } = await import('./commands/listen.js');
-    exitWith(await runListen(picked(LISTEN_OPTIONS, flags), io, control));
-  });
-  command('verify', 'read a sample of delivered users back from Insider and compare them with what was sent', VERIFY_OPTIONS).action(async (flags: Flags) => {
-    const { runVerifyCommand } = await import('./commands/verify-run.js');
-    setResult(await runVerifyCommand(picked(VERIFY_OPTIONS, flags), io, control));
-  });
-  command('status', "what the state store holds for the configured account: runs, checkpoints, ledger", STATUS_OPTIONS).action(async (flags: Flags) => {
-    const { runStatus } = await import('./commands/status.js');
-    setResult(await runStatus(picked(STATUS_OPTIONS, flags), io));
-  });
-  command('doctor', "check credentials, reachability and the Insider account's schema (writes nothing)", DOCTOR_OPTIONS).action(async (flags: Flags) => {
-    const { runDoctor } = await import('./commands/doctor.js');
-    setResult((await runDoctor({ verbose: flags.verbose === true, json: flags.json === true }, io)).exitCode);
-  });
-  command('mapping', 'print the mapping table and the custom attributes to create in Insider', { json: { flags: '--json', help: 'as JSON', default: false } }).action(async (flags: Flags) => {
+  command('listen', 'receive Yotpo loyalty webhooks: archive each one durably, forward to Insider exactly once', LISTEN_OPTIONS).action(
+    async (flags: Flags) => {
+      const { runListen } = await import('./commands/listen.js');
+      exitWith(await runListen(picked(LISTEN_OPTIONS, flags), io, control));
+    },
+  );
+  command('verify', 'read a sample of delivered users back from Insider and compare them with what was sent', VERIFY_OPTIONS).action(
+    async (flags: Flags) => {
+      const { runVerifyCommand } = await import('./commands/verify-run.js');
+      setResult(await runVerifyCommand(picked(VERIFY_OPTIONS, flags), io, control));
+    },
+  );
+  command('status', 'what the state store holds for the configured account: runs, checkpoints, ledger', STATUS_OPTIONS).action(
+    async (flags: Flags) => {
+      const { runStatus } = await import('./commands/status.js');
+      setResult(await runStatus(picked(STATUS_OPTIONS, flags), io));
+    },
+  );
+  command('doctor', "check credentials, reachability and the Insider account's schema (writes nothing)", DOCTOR_OPTIONS).action(
+    async (flags: Flags) => {
+      const { runDoctor } = await import('./commands/doctor.js');
+      setResult((await runDoctor({ verbose: flags.verbose === true, json: flags.json === true }, io)).exitCode);
+    },
+  );
+  command('mapping', 'print the mapping table and the custom attributes to create in Insider', {
+    json: { flags: '--json', help: 'as JSON', default: false },
+  }).action(async (flags: Flags) => {
     const { runMapping } = await import('./commands/mapping.js');
     setResult(runMapping({ json: flags.json === true }, io));
   });
-  command('sandbox', 'run the local Yotpo + Insider emulator (for rehearsals, tests and the demo)', SANDBOX_OPTIONS).action(async (flags: Flags) => {
-    const { runSandbox } = await import('./commands/sandbox.js');
-    setResult(await runSandbox(picked(SANDBOX_OPTIONS, flags), io, control));
-  });
+  command('sandbox', 'run the local Yotpo + Insider emulator (for rehearsals, tests and the demo)', SANDBOX_OPTIONS).action(
+    async (flags: Flags) => {
+      const { runSandbox } = await import('./commands/sandbox.js');
+      setResult(await runSandbox(picked(SANDBOX_OPTIONS, flags), io, control));
+    },
+  );
   program
     .command('completion')
     .description('print a shell completion script (bash or zsh)')
@@ -157,7 +179,7 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
       writeOut: (text) => io.stdout.write(text),
       writeErr: (text) => io.stderr.write(text),
       // One line of error, one of usage, a pointer to --help: never 50 lines of help.
-      outputError: (text, write) => write(text.split('\n')[0] + '\n'),
+      outputError: (text, write) => write(`${text.split('\n')[0]}\n`),
     });
     await program.parseAsync(argv as string[]);
   } catch (error) {
@@ -167,7 +189,9 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
         const name = commandName && !commandName.startsWith('-') ? ` ${commandName}` : '';
         io.stderr.write(`usage: yotpo-insider${name} [options]${name ? '' : ' <command>'}\nsee yotpo-insider${name} --help\n`);
         if (commandName && RUN_COMMANDS.has(commandName) && argv.includes('--json')) {
-          io.stdout.write(`${JSON.stringify({ command: commandName, version: VERSION, exit_code: EXIT.usage, error: error.message.replace(/^error: /, '') })}\n`);
+          io.stdout.write(
+            `${JSON.stringify({ command: commandName, version: VERSION, exit_code: EXIT.usage, error: error.message.replace(/^error: /, '') })}\n`,
+          );
         }
       }
     } else {

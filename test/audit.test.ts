@@ -314,8 +314,15 @@ describe('audit CSV over the sandbox', () => {
     const dryWithKeys = await runBackfill({ ...FAST, dryRun: true, out: 'dry2.csv' }, captureIo(sandbox.env, cwd));
     assert.equal(dryWithKeys.users.sent, dry.users.sent);
     // With credentials, the dry run reads the panel schema (read-only) and never uploads.
-    const insiderPaths = sandbox.requests().filter((r) => r.api === 'insider').map((r) => r.path);
-    assert.deepEqual(insiderPaths, ['/api/user/v3/metadata/columns', '/api/user/v3/metadata/columns'], 'only the read-only schema check, no upload');
+    const insiderPaths = sandbox
+      .requests()
+      .filter((r) => r.api === 'insider')
+      .map((r) => r.path);
+    assert.deepEqual(
+      insiderPaths,
+      ['/api/user/v3/metadata/columns', '/api/user/v3/metadata/columns'],
+      'only the read-only schema check, no upload',
+    );
 
     sandbox.reset();
     const live = await runBackfill({ ...FAST }, captureIo(sandbox.env, workdir()));

@@ -5,15 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { runBackfill } from '../src/commands/backfill.js';
 import { mapAttributes, toInsiderUser, type FlatAttributes } from '../src/core/transform.js';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
-import {
-  captureIo,
-  expectedAggregates,
-  FAST,
-  normalised,
-  REVIEW_ATTRIBUTES,
-  sandboxCustomers,
-  sandboxReviews,
-} from './helpers.js';
+import { captureIo, expectedAggregates, FAST, normalised, REVIEW_ATTRIBUTES, sandboxCustomers, sandboxReviews } from './helpers.js';
 
 const SEED = 7;
 const CUSTOMERS = 450;
@@ -69,7 +61,9 @@ describe('backfill over the sandbox', () => {
       assert.deepEqual(user, expected);
     }
     // Reviewers who are not loyalty customers arrive with their review attributes alone.
-    const reviewerOnly = [...aggregates].filter(([email, values]) => !loyaltyEmails.has(email) && (values.yotpo_total_reviews as number) > 0);
+    const reviewerOnly = [...aggregates].filter(
+      ([email, values]) => !loyaltyEmails.has(email) && (values.yotpo_total_reviews as number) > 0,
+    );
     assert.ok(reviewerOnly.length > 10);
     for (const [email, values] of reviewerOnly) {
       const users = byEmail.get(email);
@@ -116,7 +110,10 @@ describe('backfill over the sandbox', () => {
     assert.equal(summary.exit_code, 0);
     const requests = sandbox.requests().filter((r) => r.api === 'insider');
     assert.ok(requests.length > Math.ceil(CUSTOMERS / 1000), `${requests.length} requests`);
-    assert.ok(requests.every((r) => r.bytes! <= maxRequestBytes), 'no request over the limit');
+    assert.ok(
+      requests.every((r) => r.bytes! <= maxRequestBytes),
+      'no request over the limit',
+    );
     assert.equal(sandbox.received().length, summary.users.sent);
   });
 

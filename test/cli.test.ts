@@ -45,7 +45,10 @@ function fixtureDir(): string {
   return cwd;
 }
 
-const envFile = (env: Record<string, string>) => Object.entries(env).map(([name, value]) => `${name}=${value}`).join('\n');
+const envFile = (env: Record<string, string>) =>
+  Object.entries(env)
+    .map(([name, value]) => `${name}=${value}`)
+    .join('\n');
 
 function allFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -89,7 +92,11 @@ describe('usage errors exit 2 with a clear message', () => {
   }
 
   test('retry missing.jsonl and replay missing.jsonl name the path', async () => {
-    for (const args of [['retry', 'missing.jsonl'], ['replay', 'missing.jsonl'], ['replay', 'missing.jsonl', '--dry-run']]) {
+    for (const args of [
+      ['retry', 'missing.jsonl'],
+      ['replay', 'missing.jsonl'],
+      ['replay', 'missing.jsonl', '--dry-run'],
+    ]) {
       const run = await cli(args, env);
       assert.equal(run.code, 2, `${args.join(' ')}: ${run.err}`);
       assert.match(run.err, /missing\.jsonl/, args.join(' '));
@@ -152,7 +159,10 @@ describe('usage errors exit 2 with a clear message', () => {
   for (const [label, args, runEnv, expected] of missing) {
     test(`missing credentials: ${label}`, async () => {
       const cwd = fixtureDir();
-      writeFileSync(join(cwd, 'failed.jsonl'), `${JSON.stringify({ user: { identifiers: { email: 'a@example.com' }, attributes: { email: 'a@example.com' } } })}\n`);
+      writeFileSync(
+        join(cwd, 'failed.jsonl'),
+        `${JSON.stringify({ user: { identifiers: { email: 'a@example.com' }, attributes: { email: 'a@example.com' } } })}\n`,
+      );
       const run = await cli(args, runEnv, cwd);
       assert.equal(run.code, 2, run.err);
       for (const name of ALL_CREDENTIALS) {
@@ -252,7 +262,10 @@ describe('against the sandbox', () => {
     assert.ok(d.users.sent > 0);
 
     // A run that stops still prints one object.
-    const stopped = await cli(['backfill', '--json', '--no-reviews', '--limit', '10', ...FAST_FLAGS], { ...sandbox.env, INSIDER_API_KEY: 'wrong-key-0000' });
+    const stopped = await cli(['backfill', '--json', '--no-reviews', '--limit', '10', ...FAST_FLAGS], {
+      ...sandbox.env,
+      INSIDER_API_KEY: 'wrong-key-0000',
+    });
     assert.equal(stopped.code, 3);
     assertSummary(stopped.out, 'backfill');
   });
@@ -263,7 +276,11 @@ describe('against the sandbox', () => {
     assert.equal(ok.code, 0, ok.err);
     const okLines = ok.err.split('\n').filter((line) => line.includes('✔'));
     assert.equal(okLines.length, 3, ok.err);
-    for (const api of ['Loyalty', 'Reviews', 'Insider']) assert.ok(okLines.some((line) => line.includes(api)), api);
+    for (const api of ['Loyalty', 'Reviews', 'Insider'])
+      assert.ok(
+        okLines.some((line) => line.includes(api)),
+        api,
+      );
     assert.deepEqual(readdirSync(ok.cwd), [], 'doctor writes nothing');
     assert.equal(sandbox.received().length, 0, 'nothing written to Insider');
 
@@ -299,7 +316,13 @@ describe('against the sandbox', () => {
     const list = await cli(['backfill', '--emails', 'list.txt', '--no-reviews', '--json', ...FAST_FLAGS], sandbox.env, cwd);
     assert.equal(list.code, 0, list.err);
     const summary = JSON.parse(list.out);
-    assert.deepEqual(sandbox.received().map((u) => u.identifiers?.email).sort(), [...chosen].sort());
+    assert.deepEqual(
+      sandbox
+        .received()
+        .map((u) => u.identifiers?.email)
+        .sort(),
+      [...chosen].sort(),
+    );
     assert.equal(summary.users.sent, chosen.length);
     assert.equal(summary.users.skipped, unknown.length);
     assert.deepEqual(summary.skipped_reasons, { 'not a loyalty member': unknown.length });
@@ -317,14 +340,26 @@ describe('against the sandbox', () => {
     const fromCsv = await cli(['backfill', '--emails', 'list.csv', '--json', ...FAST_FLAGS], sandbox.env, csvDir);
     assert.equal(fromCsv.code, 0, fromCsv.err);
     const csvSummary = JSON.parse(fromCsv.out);
-    assert.deepEqual(sandbox.received().map((u) => u.identifiers?.email).sort(), [...chosen].sort(), 'no reviewer-only users');
+    assert.deepEqual(
+      sandbox
+        .received()
+        .map((u) => u.identifiers?.email)
+        .sort(),
+      [...chosen].sort(),
+      'no reviewer-only users',
+    );
     assert.deepEqual(csvSummary.skipped_reasons, { 'not a loyalty member': 1 });
     const aggregates = expectedAggregates(sandboxReviews(SEED, REVIEWS, CUSTOMERS));
     for (const user of sandbox.received()) {
       const email = String(user.identifiers?.email);
       assert.equal(user.attributes?.custom?.yotpo_total_reviews, aggregates.get(email)?.yotpo_total_reviews ?? 0, `${email} review count`);
     }
-    assert.ok(sandbox.requests().filter((r) => r.api === 'loyalty').every((r) => r.path.startsWith('/api/v2/customers?')));
+    assert.ok(
+      sandbox
+        .requests()
+        .filter((r) => r.api === 'loyalty')
+        .every((r) => r.path.startsWith('/api/v2/customers?')),
+    );
   });
 
   test('no secret in stdout, stderr or any file, through 5xx, 401, echoing error bodies and --verbose', async () => {
@@ -357,7 +392,10 @@ describe('against the sandbox', () => {
       sandbox.setFaults({ failRate: 1 });
       assert.equal((await run(['backfill', ...common, ...backfillFiles, '--json'], sandbox.env)).code, 3);
       // Event uploads answered 5xx are ambiguous: uncertain (exit 1), or a stop once retries run out (exit 3).
-      assert.notEqual((await run(['replay', 'events.jsonl', ...replayCommon, '--json', '--failed', 'replay-failed.jsonl'], sandbox.env)).code, 0);
+      assert.notEqual(
+        (await run(['replay', 'events.jsonl', ...replayCommon, '--json', '--failed', 'replay-failed.jsonl'], sandbox.env)).code,
+        0,
+      );
       assert.notEqual((await run(['doctor', '--verbose'], sandbox.env)).code, 0);
       assert.notEqual((await run(['doctor', '--json'], sandbox.env)).code, 0);
       sandbox.setFaults({ failRate: 0 });
@@ -368,13 +406,28 @@ describe('against the sandbox', () => {
         assert.equal((await run(['backfill', ...common, ...backfillFiles, '--json'], env)).code, 3, name);
         assert.notEqual((await run(['doctor', '--verbose'], env)).code, 0, name);
       }
-      assert.equal((await run(['replay', 'events.jsonl', ...replayCommon, '--force'], { ...sandbox.env, INSIDER_API_KEY: wrong.INSIDER_API_KEY })).code, 3);
+      assert.equal(
+        (await run(['replay', 'events.jsonl', ...replayCommon, '--force'], { ...sandbox.env, INSIDER_API_KEY: wrong.INSIDER_API_KEY }))
+          .code,
+        3,
+      );
 
       // Per-user failures: the failed file and the CSV get error texts.
       sandbox.setFaults({ rejectRate: 1 });
       assert.equal((await run(['backfill', ...common, ...backfillFiles, '--no-reviews', '--fresh'], sandbox.env)).code, 1);
-      assert.equal((await run(['replay', 'events.jsonl', ...replayCommon, '--force', '--out', 'replay.csv', '--failed', 'replay-failed.jsonl'], sandbox.env)).code, 1);
-      assert.equal((await run(['retry', 'failed.jsonl', ...replayCommon, '--failed', 'retry-failed.jsonl', '--out', 'retry.csv'], sandbox.env)).code, 1);
+      assert.equal(
+        (
+          await run(
+            ['replay', 'events.jsonl', ...replayCommon, '--force', '--out', 'replay.csv', '--failed', 'replay-failed.jsonl'],
+            sandbox.env,
+          )
+        ).code,
+        1,
+      );
+      assert.equal(
+        (await run(['retry', 'failed.jsonl', ...replayCommon, '--failed', 'retry-failed.jsonl', '--out', 'retry.csv'], sandbox.env)).code,
+        1,
+      );
       sandbox.setFaults({ rejectRate: 0 });
 
       // APIs whose error bodies echo the request URL (with its utoken) or the request headers.
@@ -395,11 +448,17 @@ describe('against the sandbox', () => {
         const spawnEnv = { PATH: process.env.PATH ?? '', ...viaProxy };
         for (const mode of ['reviews', 'loyalty', 'insider'] as const) {
           proxy.mode = mode;
-          const result = await runCli(['backfill', ...common, '--limit', '20', '--fresh', '--failed', `spawned-${mode}.jsonl`], { cwd, env: spawnEnv });
+          const result = await runCli(['backfill', ...common, '--limit', '20', '--fresh', '--failed', `spawned-${mode}.jsonl`], {
+            cwd,
+            env: spawnEnv,
+          });
           outputs.push(`$ (spawned ${mode}) backfill\n${result.stdout}\n${result.stderr}`);
           assert.equal(result.code, 3, `spawned ${mode}: ${result.stderr}`);
         }
-        const doctor = await runCli(['doctor', '--verbose'], { cwd, env: { PATH: process.env.PATH ?? '', ...sandbox.env, INSIDER_API_KEY: wrong.INSIDER_API_KEY } });
+        const doctor = await runCli(['doctor', '--verbose'], {
+          cwd,
+          env: { PATH: process.env.PATH ?? '', ...sandbox.env, INSIDER_API_KEY: wrong.INSIDER_API_KEY },
+        });
         outputs.push(`$ (spawned) doctor\n${doctor.stdout}\n${doctor.stderr}`);
         assert.notEqual(doctor.code, 0);
       }
@@ -414,11 +473,17 @@ describe('against the sandbox', () => {
 
     const haystacks: [string, string][] = [
       ['output', outputs.join('\n')],
-      ...allFiles(cwd).filter((path) => !path.endsWith('events.jsonl')).map((path): [string, string] => [path, readFileSync(path, 'utf8')]),
+      ...allFiles(cwd)
+        .filter((path) => !path.endsWith('events.jsonl'))
+        .map((path): [string, string] => [path, readFileSync(path, 'utf8')]),
     ];
     assert.ok(haystacks.length >= 8, haystacks.map(([name]) => name).join(', '));
     for (const [where, text] of haystacks) {
-      for (const secret of [...secrets, ...proxy.tokens]) assert.ok(!text.includes(secret), `${secret} found in ${where}: ${text.slice(Math.max(0, text.indexOf(secret) - 600), text.indexOf(secret) + 100)}`);
+      for (const secret of [...secrets, ...proxy.tokens])
+        assert.ok(
+          !text.includes(secret),
+          `${secret} found in ${where}: ${text.slice(Math.max(0, text.indexOf(secret) - 600), text.indexOf(secret) + 100)}`,
+        );
       const utoken = /utoken=(?!\[REDACTED\])[^&\s"']*/i.exec(text);
       assert.equal(utoken, null, `${utoken?.[0]} in ${where}`);
     }
@@ -431,7 +496,19 @@ describe('against the sandbox', () => {
     let result;
     try {
       result = await cli(
-        ['backfill', '--no-reviews', '--limit', '5', '--max-attempts', '1', '--failed', 'failed.jsonl', '--verbose', '--json', ...FAST_FLAGS],
+        [
+          'backfill',
+          '--no-reviews',
+          '--limit',
+          '5',
+          '--max-attempts',
+          '1',
+          '--failed',
+          'failed.jsonl',
+          '--verbose',
+          '--json',
+          ...FAST_FLAGS,
+        ],
         { ...sandbox.env, INSIDER_API_URL: proxy.url },
         cwd,
       );
@@ -442,8 +519,16 @@ describe('against the sandbox', () => {
     assert.ok(proxy.echoed.insider > 0);
     assert.match(result.err, /x-request-token[^,]*\[REDACTED\]/, 'the echoed headers are in the message');
     const summary = JSON.parse(result.out);
-    assert.match(summary.state_dir, new RegExp(`${SANDBOX_CREDENTIALS.insiderPartner.toLowerCase()}@`), 'the account folder is named by the partner');
-    assert.match(result.err, new RegExp(`x-partner-name[^,]*${SANDBOX_CREDENTIALS.insiderPartner.toLowerCase()}`, 'i'), 'the partner name is not masked');
+    assert.match(
+      summary.state_dir,
+      new RegExp(`${SANDBOX_CREDENTIALS.insiderPartner.toLowerCase()}@`),
+      'the account folder is named by the partner',
+    );
+    assert.match(
+      result.err,
+      new RegExp(`x-partner-name[^,]*${SANDBOX_CREDENTIALS.insiderPartner.toLowerCase()}`, 'i'),
+      'the partner name is not masked',
+    );
     const texts = [result.out, result.err, ...allFiles(cwd).map((path) => readFileSync(path, 'utf8'))];
     for (const text of texts) assert.ok(!text.includes(SANDBOX_CREDENTIALS.insiderApiKey), 'INSIDER_API_KEY leaks');
   });
@@ -463,7 +548,10 @@ describe('against the sandbox', () => {
   test('a non-TTY spawned run (stderr piped) writes no ANSI escape codes', async () => {
     sandbox.reset();
     const cwd = fixtureDir();
-    const { code, stdout, stderr } = await runCli(['replay', 'events.jsonl', ...REPLAY_FAST_FLAGS], { cwd, env: { PATH: process.env.PATH ?? '', ...sandbox.env } });
+    const { code, stdout, stderr } = await runCli(['replay', 'events.jsonl', ...REPLAY_FAST_FLAGS], {
+      cwd,
+      env: { PATH: process.env.PATH ?? '', ...sandbox.env },
+    });
     assert.equal(code, 1, stderr);
     assert.match(stderr, /replay finished/);
     assert.ok(!stderr.includes('\x1b['), JSON.stringify(stderr));
@@ -496,7 +584,13 @@ async function startEchoProxy(target: string): Promise<EchoProxy> {
   };
   const server: Server = createServer((req, res) => {
     const url = req.url ?? '/';
-    const api = url.startsWith('/api/v2/') ? 'loyalty' : url.startsWith('/api/user/') ? 'insider' : url.startsWith('/v1/apps/') ? 'reviews' : undefined;
+    const api = url.startsWith('/api/v2/')
+      ? 'loyalty'
+      : url.startsWith('/api/user/')
+        ? 'insider'
+        : url.startsWith('/v1/apps/')
+          ? 'reviews'
+          : undefined;
     if (api && api === state.mode) {
       state.echoed[api]++;
       req.resume();

@@ -13,8 +13,7 @@ import { parseRetryAfter, retryDelayMs, DEFAULT_RETRY_POLICY, isRetryableStatus 
 import { RateLimiter } from '../src/io/rate-limit.js';
 import { redact, registerSecret } from '../src/io/redact.js';
 
-const user = (i: number, padding = 0) =>
-  toInsiderUser(`user${i}@example.com`, padding ? { name: 'x'.repeat(padding) } : { name: `U${i}` });
+const user = (i: number, padding = 0) => toInsiderUser(`user${i}@example.com`, padding ? { name: 'x'.repeat(padding) } : { name: `U${i}` });
 
 describe('batcher', () => {
   test('closes a batch at maxUsers', () => {
@@ -25,8 +24,14 @@ describe('batcher', () => {
       if (batch) closed.push(batch.items.map((item) => item.tag));
     }
     const rest = batcher.flush();
-    assert.deepEqual(closed, [[0, 1, 2], [3, 4, 5]]);
-    assert.deepEqual(rest?.items.map((item) => item.tag), [6]);
+    assert.deepEqual(closed, [
+      [0, 1, 2],
+      [3, 4, 5],
+    ]);
+    assert.deepEqual(
+      rest?.items.map((item) => item.tag),
+      [6],
+    );
     assert.equal(batcher.flush(), undefined);
   });
 
@@ -41,7 +46,10 @@ describe('batcher', () => {
     const last = batcher.flush();
     if (last) batches.push(last);
     assert.ok(batches.length > 1);
-    assert.deepEqual(batches.flatMap((b) => b.items.map((item) => item.tag)), [...Array(20).keys()]);
+    assert.deepEqual(
+      batches.flatMap((b) => b.items.map((item) => item.tag)),
+      [...Array(20).keys()],
+    );
     for (const batch of batches) {
       const body = requestBody(batch.items, true);
       assert.ok(Buffer.byteLength(body) <= maxBytes, `${Buffer.byteLength(body)} > ${maxBytes}`);
@@ -139,7 +147,12 @@ describe('backfill checkpoint', () => {
     assert.equal(otherScope.resumed, false);
     assert.notEqual(otherScope.file, first.file);
     otherScope.release();
-    const otherSource = new BackfillCheckpoint(openStore(dir), yotpoSource({ url: 'https://loyalty.example', guid: 'guid-2' }), scope, false);
+    const otherSource = new BackfillCheckpoint(
+      openStore(dir),
+      yotpoSource({ url: 'https://loyalty.example', guid: 'guid-2' }),
+      scope,
+      false,
+    );
     assert.equal(otherSource.resumed, false);
     otherSource.release();
     const fresh = new BackfillCheckpoint(openStore(dir), source, scope, true);
@@ -238,8 +251,14 @@ describe('retry policy and pacing', () => {
   });
 
   test('full jitter: a random share of an exponentially growing ceiling', () => {
-    assert.equal(retryDelayMs(DEFAULT_RETRY_POLICY, 3, undefined, () => 0.999), 3996);
-    assert.equal(retryDelayMs(DEFAULT_RETRY_POLICY, 20, undefined, () => 0.5), 30_000);
+    assert.equal(
+      retryDelayMs(DEFAULT_RETRY_POLICY, 3, undefined, () => 0.999),
+      3996,
+    );
+    assert.equal(
+      retryDelayMs(DEFAULT_RETRY_POLICY, 20, undefined, () => 0.5),
+      30_000,
+    );
     assert.deepEqual([408, 429, 500, 503, 400, 401, 404].map(isRetryableStatus), [true, true, true, true, false, false, false]);
   });
 
@@ -265,7 +284,10 @@ describe('retry policy and pacing', () => {
 describe('redaction', () => {
   test('registered secrets and token query values never survive', () => {
     registerSecret('super-secret-key-123');
-    assert.equal(redact('GET /v1/apps/x/reviews?utoken=abc.def&page=2 key super-secret-key-123'), 'GET /v1/apps/x/reviews?utoken=[REDACTED]&page=2 key [REDACTED]');
+    assert.equal(
+      redact('GET /v1/apps/x/reviews?utoken=abc.def&page=2 key super-secret-key-123'),
+      'GET /v1/apps/x/reviews?utoken=[REDACTED]&page=2 key [REDACTED]',
+    );
     assert.equal(redact('{"access_token":"tok"}'), '{"access_token":"[REDACTED]"}');
     assert.equal(redact("headers: { 'x-api-key': 'k1' }"), "headers: { 'x-api-key': '[REDACTED]' }");
   });
@@ -308,7 +330,10 @@ describe('compact structures behind the aggregates', () => {
     counts.add(5000, 1);
     counts.add(5000, 2);
     counts.add(3, 2);
-    assert.deepEqual(counts.of(5000).sort(), [[1, 2], [2, 1]]);
+    assert.deepEqual(counts.of(5000).sort(), [
+      [1, 2],
+      [2, 1],
+    ]);
     assert.deepEqual(counts.of(3), [[2, 1]]);
     assert.deepEqual(counts.of(4), []);
     assert.deepEqual(counts.of(999_999), []);

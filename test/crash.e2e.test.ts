@@ -24,7 +24,13 @@ function eventFile(cwd: string, count: number): string[] {
   for (let i = 0; i < count; i++) {
     const email = `member.${i % 50}@example.com`;
     const time = new Date(base + i * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
-    lines.push(JSON.stringify({ topic: 'swell/points/earned', customer: { email, first_name: 'M' }, perk: { id: 5_000_000 + i, reward_points: 1, completed_at: time } }));
+    lines.push(
+      JSON.stringify({
+        topic: 'swell/points/earned',
+        customer: { email, first_name: 'M' },
+        perk: { id: 5_000_000 + i, reward_points: 1, completed_at: time },
+      }),
+    );
     keys.push(`${email} points_earned ${time}`);
   }
   writeFileSync(join(cwd, 'events.jsonl'), `${lines.join('\n')}\n`);
@@ -48,7 +54,13 @@ function uncertainIn(path: string): string[] {
   return readFileSync(path, 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((line) => JSON.parse(line) as { delivery_uncertain?: boolean; user: { identifiers: { email: string }; events?: { event_name: string; timestamp: string }[] } })
+    .map(
+      (line) =>
+        JSON.parse(line) as {
+          delivery_uncertain?: boolean;
+          user: { identifiers: { email: string }; events?: { event_name: string; timestamp: string }[] };
+        },
+    )
     .filter((line) => line.delivery_uncertain === true)
     .flatMap((line) => (line.user.events ?? []).map((event) => `${line.user.identifiers.email} ${event.event_name} ${event.timestamp}`));
 }
@@ -91,7 +103,11 @@ describe('SIGKILL of a live run, then a re-run', () => {
       const again = await runReplay('events.jsonl', { ...QUICK, batchSize: 20, failed: 'failed.jsonl' }, io);
       assert.equal(again.exit_code, 1, `uncertain events make the exit code 1: ${io.err()}`);
       const counts = eventCounts(sandbox);
-      assert.deepEqual([...counts].filter(([, n]) => n > 1), [], 'no event received twice');
+      assert.deepEqual(
+        [...counts].filter(([, n]) => n > 1),
+        [],
+        'no event received twice',
+      );
       const uncertain = uncertainIn(join(cwd, 'failed.jsonl'));
       assert.ok(uncertain.length > 0, 'the events of the held batch are reported uncertain');
       assert.equal(again.skipped_reasons['delivery uncertain'], uncertain.length, 'and counted as such in the summary');
@@ -108,7 +124,10 @@ describe('SIGKILL of a live run, then a re-run', () => {
   test('backfill killed with a batch stored and unanswered: the re-run takes the lock over and every sendable user is delivered', async () => {
     sandbox.reset();
     const cwd = workdir();
-    const live = spawnCli(['backfill', '--no-reviews', '--loyalty-rps', '0', '--insider-rps', '0', '--batch-size', '50', '--concurrency', '1'], { cwd, env: sandbox.env });
+    const live = spawnCli(
+      ['backfill', '--no-reviews', '--loyalty-rps', '0', '--insider-rps', '0', '--batch-size', '50', '--concurrency', '1'],
+      { cwd, env: sandbox.env },
+    );
     await sandbox.waitForStored(3);
     await holdNextStored(sandbox);
     live.child.kill('SIGKILL');
@@ -120,9 +139,17 @@ describe('SIGKILL of a live run, then a re-run', () => {
     const again = await runBackfill({ ...FAST, reviews: false, batchSize: 50 }, io);
     assert.equal(again.exit_code, 0, io.err());
     assert.match(io.err(), new RegExp(`took over the checkpoint of a backfill that is gone \\(pid ${live.child.pid}`));
-    const sendable = new Set(sandboxCustomers(31, 600).map((c) => normalised(c.email)).filter((e): e is string => e !== undefined));
+    const sendable = new Set(
+      sandboxCustomers(31, 600)
+        .map((c) => normalised(c.email))
+        .filter((e): e is string => e !== undefined),
+    );
     const received = receivedCounts(sandbox);
-    assert.deepEqual([...sendable].filter((email) => !received.has(email)), [], 'every sendable user delivered');
+    assert.deepEqual(
+      [...sendable].filter((email) => !received.has(email)),
+      [],
+      'every sendable user delivered',
+    );
     // Users of pages not confirmed yet are upserted again (idempotent attributes); nobody is lost.
     assert.ok(again.users.succeeded > 0);
   });
@@ -145,7 +172,12 @@ describe('runs side by side on one account', () => {
       await sandbox.waitForStored(1);
       const second = await runCli([...flags, '--json'], { cwd, env: sandbox.env });
       assert.equal(second.code, 2, second.stderr);
-      assert.match(second.stderr, new RegExp(`another backfill of loyalty \\(recent\\), --no-reviews into this account is running \\(pid ${first.child.pid} on ${hostname()}, started \\d{4}-\\d\\d-\\d\\dT`));
+      assert.match(
+        second.stderr,
+        new RegExp(
+          `another backfill of loyalty \\(recent\\), --no-reviews into this account is running \\(pid ${first.child.pid} on ${hostname()}, started \\d{4}-\\d\\d-\\d\\dT`,
+        ),
+      );
       assert.equal(JSON.parse(second.stdout).exit_code, 2, 'the summary is printed with --json');
     } finally {
       sandbox.setFaults({ afterStore: null });
@@ -153,8 +185,14 @@ describe('runs side by side on one account', () => {
     }
     const { code } = await first.closed;
     assert.equal(code, 0, first.stderr);
-    const expected = sandboxCustomers(32, 300).map((c) => normalised(c.email)).filter(Boolean);
-    assert.deepEqual([...receivedCounts(sandbox).values()].filter((n) => n !== 1), [], 'nobody twice');
+    const expected = sandboxCustomers(32, 300)
+      .map((c) => normalised(c.email))
+      .filter(Boolean);
+    assert.deepEqual(
+      [...receivedCounts(sandbox).values()].filter((n) => n !== 1),
+      [],
+      'nobody twice',
+    );
     assert.equal(receivedCounts(sandbox).size, new Set(expected).size);
   });
 
@@ -176,8 +214,16 @@ describe('runs side by side on one account', () => {
     assert.equal(ra.code, 0, a.stderr);
     assert.equal(rb.code, 0, b.stderr);
     const counts = eventCounts(sandbox);
-    assert.deepEqual([...counts].filter(([, n]) => n !== 1), [], 'no event twice');
-    assert.deepEqual(keys.filter((key) => !counts.has(key)), [], 'every event arrived');
+    assert.deepEqual(
+      [...counts].filter(([, n]) => n !== 1),
+      [],
+      'no event twice',
+    );
+    assert.deepEqual(
+      keys.filter((key) => !counts.has(key)),
+      [],
+      'every event arrived',
+    );
     const [sa, sb] = [JSON.parse(a.stdout), JSON.parse(b.stdout)];
     assert.equal(sa.events.succeeded + sb.events.succeeded, keys.length, 'between them, each event sent by one run');
   });

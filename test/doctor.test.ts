@@ -52,10 +52,15 @@ async function doctor(env: Record<string, string>, json = false): Promise<Run> {
   return { code: exitCode, out, err, report };
 }
 
-const only = (env: Record<string, string>, names: readonly string[]) => Object.fromEntries(Object.entries(env).filter(([name]) => names.includes(name)));
+const only = (env: Record<string, string>, names: readonly string[]) =>
+  Object.fromEntries(Object.entries(env).filter(([name]) => names.includes(name)));
 
 function assertNothingUploaded(sandbox: Sandbox): void {
-  assert.equal(sandbox.requests().filter((request) => request.path.startsWith(UPSERT_PATH)).length, 0, 'the upsert endpoint is never called');
+  assert.equal(
+    sandbox.requests().filter((request) => request.path.startsWith(UPSERT_PATH)).length,
+    0,
+    'the upsert endpoint is never called',
+  );
   assert.equal(sandbox.received().length, 0, 'nothing stored in Insider');
 }
 
@@ -72,12 +77,19 @@ describe('doctor over the sandbox', () => {
     assert.equal(run.code, 0, run.err);
     const marked = run.err.split('\n').filter((line) => line.includes('✔'));
     assert.equal(marked.length, 3, run.err);
-    for (const label of ['Yotpo Loyalty API', 'Yotpo Reviews API', 'Insider API']) assert.ok(marked.some((line) => line.includes(label)), label);
+    for (const label of ['Yotpo Loyalty API', 'Yotpo Reviews API', 'Insider API'])
+      assert.ok(
+        marked.some((line) => line.includes(label)),
+        label,
+      );
     assert.match(run.err, /customers\/recent/, 'which listing the account answers');
     assert.match(run.err, /Insider panel schema: every custom attribute/);
     assert.equal(run.report.schema.status, 'complete');
     assert.equal(run.out, '', 'stdout carries only data');
-    assert.ok(sandbox.requests().some((request) => request.path.startsWith(METADATA_PATH)), 'the schema was read');
+    assert.ok(
+      sandbox.requests().some((request) => request.path.startsWith(METADATA_PATH)),
+      'the schema was read',
+    );
     assertNothingUploaded(sandbox);
   });
 
@@ -86,11 +98,14 @@ describe('doctor over the sandbox', () => {
     assert.equal(run.code, 0);
     const printed = JSON.parse(run.out) as DoctorReport;
     assert.deepEqual(printed, JSON.parse(JSON.stringify(run.report)));
-    assert.deepEqual(printed.apis.map((api) => [api.api, api.status]), [
-      ['loyalty', 'ok'],
-      ['reviews', 'ok'],
-      ['insider', 'ok'],
-    ]);
+    assert.deepEqual(
+      printed.apis.map((api) => [api.api, api.status]),
+      [
+        ['loyalty', 'ok'],
+        ['reviews', 'ok'],
+        ['insider', 'ok'],
+      ],
+    );
     assert.equal(printed.exit_code, 0);
     assert.deepEqual(printed.not_configured, []);
     assert.equal(run.err, '');
@@ -114,7 +129,14 @@ describe('doctor over the sandbox', () => {
     const run = await doctor({});
     assert.equal(run.code, 2);
     assert.deepEqual(run.report.not_configured, ['loyalty', 'reviews', 'insider']);
-    for (const name of ['YOTPO_LOYALTY_API_KEY', 'YOTPO_LOYALTY_GUID', 'YOTPO_APP_KEY', 'YOTPO_API_SECRET', 'INSIDER_PARTNER_NAME', 'INSIDER_API_KEY']) {
+    for (const name of [
+      'YOTPO_LOYALTY_API_KEY',
+      'YOTPO_LOYALTY_GUID',
+      'YOTPO_APP_KEY',
+      'YOTPO_API_SECRET',
+      'INSIDER_PARTNER_NAME',
+      'INSIDER_API_KEY',
+    ]) {
       assert.ok(run.err.includes(name), name);
     }
     assert.match(run.err, /Nothing is configured/);
@@ -125,7 +147,10 @@ describe('doctor over the sandbox', () => {
     assert.equal(run.code, 0, run.err);
     assert.deepEqual(run.report.not_configured, ['loyalty', 'reviews']);
     assert.match(run.err, /Not checked, variables not set: Yotpo Loyalty API, Yotpo Reviews API/);
-    assert.match(run.err, /– Yotpo Reviews API: not configured — YOTPO_APP_KEY and YOTPO_API_SECRET not set → set YOTPO_APP_KEY and YOTPO_API_SECRET/);
+    assert.match(
+      run.err,
+      /– Yotpo Reviews API: not configured — YOTPO_APP_KEY and YOTPO_API_SECRET not set → set YOTPO_APP_KEY and YOTPO_API_SECRET/,
+    );
   });
 
   test('a closed port: every configured API unreachable, exit 3', async () => {
@@ -134,7 +159,10 @@ describe('doctor over the sandbox', () => {
     await closed.close();
     const run = await doctor(env);
     assert.equal(run.code, 3);
-    assert.deepEqual(run.report.apis.map((api) => api.status), ['unreachable', 'unreachable', 'unreachable']);
+    assert.deepEqual(
+      run.report.apis.map((api) => api.status),
+      ['unreachable', 'unreachable', 'unreachable'],
+    );
     for (const api of run.report.apis) assert.match(api.fix!, /_URL and the network/);
   });
 });
@@ -155,14 +183,11 @@ describe('doctor and the panel schema', () => {
       assert.match(run.err, /attribute yotpo_point_balance: missing; create it in InOne with type number/);
       assert.match(run.err, /attribute yotpo_vip_tier_name: type \w+, the mapping sends string/);
       assert.equal(run.report.schema.status, 'incomplete');
-      assert.deepEqual(
-        run.report.schema.problems.map((item) => [item.name, item.state]).sort(),
-        [
-          ['yotpo_point_balance', 'missing'],
-          ['yotpo_top_topics', 'missing'],
-          ['yotpo_vip_tier_name', 'mistyped'],
-        ],
-      );
+      assert.deepEqual(run.report.schema.problems.map((item) => [item.name, item.state]).sort(), [
+        ['yotpo_point_balance', 'missing'],
+        ['yotpo_top_topics', 'missing'],
+        ['yotpo_vip_tier_name', 'mistyped'],
+      ]);
       const json = await doctor(sandbox.env, true);
       assert.equal(json.code, 1);
       assert.equal((JSON.parse(json.out) as DoctorReport).schema.missing, 2);

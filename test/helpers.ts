@@ -89,7 +89,7 @@ export function expectedAggregates(reviews: Record<string, unknown>[]): Map<stri
     if (!byEmail.has(email)) byEmail.set(email, []);
     if (review.deleted !== true) byEmail.get(email)!.push(review);
   }
-  const round = (x: number) => Math.sign(x) * Math.round(Math.abs(x) * 100 + 1e-9) / 100;
+  const round = (x: number) => (Math.sign(x) * Math.round(Math.abs(x) * 100 + 1e-9)) / 100;
   const mean = (xs: number[]) => (xs.length ? round(xs.reduce((a, b) => a + b, 0) / xs.length) : undefined);
   const result = new Map<string, Record<string, unknown>>();
   for (const [email, list] of byEmail) {
@@ -98,7 +98,10 @@ export function expectedAggregates(reviews: Record<string, unknown>[]): Map<stri
     const sentiments = (rs: Record<string, unknown>[]) => rs.map((r) => r.sentiment).filter((s): s is number => typeof s === 'number');
     const topicCounts = new Map<string, number>();
     for (const r of list) for (const t of (r.topics as string[] | undefined) ?? []) topicCounts.set(t, (topicCounts.get(t) ?? 0) + 1);
-    const topics = [...topicCounts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, 5).map(([t]) => t);
+    const topics = [...topicCounts]
+      .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+      .slice(0, 5)
+      .map(([t]) => t);
     const values: Record<string, unknown> = {
       yotpo_total_reviews: list.length,
       yotpo_avg_product_rating: mean(product.map((r) => r.score as number)),
@@ -171,7 +174,10 @@ export function cliArgs(args: readonly string[]): string[] {
 }
 
 /** Runs the CLI from the sources as a process, to its end. */
-export function runCli(args: string[], options: { cwd: string; env: Record<string, string | undefined>; stdin?: string | Buffer }): Promise<ProcessResult> {
+export function runCli(
+  args: string[],
+  options: { cwd: string; env: Record<string, string | undefined>; stdin?: string | Buffer },
+): Promise<ProcessResult> {
   return runNode(cliArgs(args), options);
 }
 
@@ -201,7 +207,10 @@ export interface LiveProcess {
 }
 
 /** Runs the built CLI as a merchant would. */
-export function runBin(args: string[], options: { cwd: string; env: Record<string, string | undefined>; stdin?: string | Buffer }): Promise<ProcessResult> {
+export function runBin(
+  args: string[],
+  options: { cwd: string; env: Record<string, string | undefined>; stdin?: string | Buffer },
+): Promise<ProcessResult> {
   return runNode([BIN, ...args], options);
 }
 
@@ -218,7 +227,10 @@ export function markdownTableRows(markdown: string, heading: RegExp, header: Reg
       inTable = false;
       continue;
     }
-    const cells = line.split('|').slice(1, -1).map((cell) => cell.trim());
+    const cells = line
+      .split('|')
+      .slice(1, -1)
+      .map((cell) => cell.trim());
     if (header.test(cells[0] ?? '')) {
       inTable = true;
       continue;

@@ -62,10 +62,11 @@ async function fakeServer(answer: (req: IncomingMessage, res: ServerResponse, n:
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
     received: () => received,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
@@ -173,7 +174,10 @@ for (const mode of ['slow', 'reset', '502', '500', 'bad-counts', 'unreadable', '
 for (const mode of ['slow', 'reset', '502', '500', 'unreadable', 'hold'] as const) {
   test(`after-store fault '${mode}' on an attribute-only batch: retried, succeeded`, async () => {
     await withSandbox({ afterStore: { mode, count: 1 }, afterStoreDelayMs: 3000 }, async ({ sb, client }) => {
-      const result = await uploadBatch([attributeUser('a@example.com'), attributeUser('b@example.com')], settings(client({ timeoutMs: 300 })));
+      const result = await uploadBatch(
+        [attributeUser('a@example.com'), attributeUser('b@example.com')],
+        settings(client({ timeoutMs: 300 })),
+      );
       sb.releaseHeld();
       assert.deepEqual(statuses(result.outcomes), ['succeeded', 'succeeded']);
       assert.equal(result.fatal, undefined);
@@ -228,17 +232,26 @@ test('a 400 about the size splits the batch by bytes; both halves are sent', asy
     const items = Array.from({ length: 6 }, (_, i) => attributeUser(`u${i}@example.com`, { yotpo_referral_link: big }));
     const result = await uploadBatch(items, settings(client(), { maxBytes: 10_000_000 }));
     assert.deepEqual(statuses(result.outcomes), Array(6).fill('succeeded'));
-    assert.deepEqual(sb.requests().filter((r) => r.api === 'insider').map((r) => [r.status, r.users ?? 'too big to read']), [
-      [400, 'too big to read'],
-      [200, 3],
-      [200, 3],
-    ]);
+    assert.deepEqual(
+      sb
+        .requests()
+        .filter((r) => r.api === 'insider')
+        .map((r) => [r.status, r.users ?? 'too big to read']),
+      [
+        [400, 'too big to read'],
+        [200, 3],
+        [200, 3],
+      ],
+    );
   });
 });
 
 test('a user alone over maxBytes fails without a request', async () => {
   await withSandbox({}, async ({ sb, client }) => {
-    const result = await uploadBatch([attributeUser('a@example.com', { yotpo_referral_link: 'x'.repeat(2000) }), attributeUser('b@example.com')], settings(client(), { maxBytes: 1000 }));
+    const result = await uploadBatch(
+      [attributeUser('a@example.com', { yotpo_referral_link: 'x'.repeat(2000) }), attributeUser('b@example.com')],
+      settings(client(), { maxBytes: 1000 }),
+    );
     assert.deepEqual(statuses(result.outcomes), ['failed', 'succeeded']);
     assert.equal(sb.stats().byApi.insider.requests, 1);
   });
@@ -311,7 +324,10 @@ test('429 without Retry-After backs off on ratelimit-reset; 429 is retried even 
     });
     const response = await client.request({ method: 'POST', path: '/x', json: {}, idempotent: false });
     assert.equal(response.status, 200);
-    assert.deepEqual(waits.map((w) => [w.delayMs, w.basis, w.kind]), [[7000, 'ratelimit-reset', 'not_processed']]);
+    assert.deepEqual(
+      waits.map((w) => [w.delayMs, w.basis, w.kind]),
+      [[7000, 'ratelimit-reset', 'not_processed']],
+    );
   } finally {
     await fake.close();
   }
@@ -329,7 +345,8 @@ test('a header value with a line break is a usage error, never a request', () =>
         timeoutMs: 1000,
         counters: newRequestCounters(),
       }),
-    (error: unknown) => error instanceof UsageError && /Insider API key.*line break/.test(error.message) && !error.message.includes('key\n'),
+    (error: unknown) =>
+      error instanceof UsageError && /Insider API key.*line break/.test(error.message) && !error.message.includes('key\n'),
   );
 });
 
@@ -379,10 +396,22 @@ test('sandbox: arrays append unless not_append; unknown and mistyped attributes 
     const c = client();
     const send = (email: string, topics: string[], notAppend: boolean) =>
       uploadBatch(
-        [item({ identifiers: { email }, attributes: { email, custom: { yotpo_top_topics: topics, yotpo_points_earned: 3, yotpo_vip_tier_name: 'Gold', yotpo_point_balance: 7 } }, ...(notAppend ? { not_append: true } : {}) })],
+        [
+          item({
+            identifiers: { email },
+            attributes: {
+              email,
+              custom: { yotpo_top_topics: topics, yotpo_points_earned: 3, yotpo_vip_tier_name: 'Gold', yotpo_point_balance: 7 },
+            },
+            ...(notAppend ? { not_append: true } : {}),
+          }),
+        ],
         settings(c),
       );
-    for (const [email, notAppend] of [['append@example.com', false], ['replace@example.com', true]] as const) {
+    for (const [email, notAppend] of [
+      ['append@example.com', false],
+      ['replace@example.com', true],
+    ] as const) {
       assert.deepEqual(statuses((await send(email, ['a', 'b'], notAppend)).outcomes), ['succeeded']);
       assert.deepEqual(statuses((await send(email, ['c'], notAppend)).outcomes), ['succeeded']);
     }
@@ -401,10 +430,23 @@ test('sandbox profile API: dates with milliseconds, events by time window, 404 u
   await withSandbox({}, async ({ sb, client }) => {
     const c = client();
     await uploadBatch(
-      [item({ identifiers: { email: 'e@example.com' }, attributes: { email: 'e@example.com', birthday: '1990-05-01T00:00:00Z', custom: { yotpo_last_purchase_at: '2026-01-02T03:04:05Z' } }, not_append: true })],
+      [
+        item({
+          identifiers: { email: 'e@example.com' },
+          attributes: {
+            email: 'e@example.com',
+            birthday: '1990-05-01T00:00:00Z',
+            custom: { yotpo_last_purchase_at: '2026-01-02T03:04:05Z' },
+          },
+          not_append: true,
+        }),
+      ],
       settings(c),
     );
-    await uploadBatch([eventUser('e@example.com', '2026-11-20T10:00:00Z'), eventUser('f@example.com', '2026-11-20T10:00:00Z')], settings(c));
+    await uploadBatch(
+      [eventUser('e@example.com', '2026-11-20T10:00:00Z'), eventUser('f@example.com', '2026-11-20T10:00:00Z')],
+      settings(c),
+    );
     await uploadBatch([eventUser('e@example.com', '2026-11-25T10:00:00Z')], settings(c));
     const window = { start_date: Date.parse('2026-11-19T00:00:00Z') / 1000, end_date: Date.parse('2026-11-21T00:00:00Z') / 1000 };
     const found = (await profile(c, 'e@example.com', { events: window })).body as {
@@ -463,7 +505,10 @@ test('a non-idempotent request: 503 with Retry-After is retried, 503 without it 
       },
     });
     assert.equal((await client.request({ method: 'POST', path: '/with', json: {}, idempotent: false })).status, 200);
-    assert.deepEqual(waits.map((w) => [w.delayMs, w.basis, w.kind]), [[2000, 'retry-after', 'not_processed']]);
+    assert.deepEqual(
+      waits.map((w) => [w.delayMs, w.basis, w.kind]),
+      [[2000, 'retry-after', 'not_processed']],
+    );
     await assert.rejects(client.request({ method: 'POST', path: '/without', json: {}, idempotent: false }), (error: unknown) => {
       return error instanceof AmbiguousError && error.status === 503 && error.attempts === 1;
     });
@@ -475,7 +520,10 @@ test('a non-idempotent request: 503 with Retry-After is retried, 503 without it 
 
 test('--on-ambiguous resend that never gets an answer: users with events uncertain, the outage stops the run', async () => {
   await withSandbox({ afterStore: { mode: '500', count: 100 } }, async ({ sb, client, counters }) => {
-    const result = await uploadBatch([eventUser('a@example.com'), attributeUser('b@example.com')], settings(client(), { onAmbiguous: 'resend' }));
+    const result = await uploadBatch(
+      [eventUser('a@example.com'), attributeUser('b@example.com')],
+      settings(client(), { onAmbiguous: 'resend' }),
+    );
     assert.deepEqual(statuses(result.outcomes), ['uncertain', 'failed']);
     assert.equal((result.fatal as { exitCode?: number }).exitCode, 3);
     assert.equal(counters.resentAfterAmbiguous, FAST_RETRY.maxAttempts - 1);
@@ -528,7 +576,10 @@ test('checkSchema: missing events and mistyped event parameters, grouped by para
   assert.deepEqual(report.budget.eventParams, { used: 1, total: 80, needed: 0 });
   const lines = formatSchemaReport(report);
   assert.ok(lines.some((l) => /event tier_lost: missing; create the custom event "tier_lost"/.test(l)));
-  assert.deepEqual(lines.filter((l) => l.includes('yotpo_event_reward_point')), [
-    '  event parameter yotpo_event_reward_point: type string on points_earned, tier_earned, the mapping sends number; it needs a new parameter, since types cannot be changed once created: create it again with type number',
-  ]);
+  assert.deepEqual(
+    lines.filter((l) => l.includes('yotpo_event_reward_point')),
+    [
+      '  event parameter yotpo_event_reward_point: type string on points_earned, tier_earned, the mapping sends number; it needs a new parameter, since types cannot be changed once created: create it again with type number',
+    ],
+  );
 });

@@ -34,7 +34,11 @@ interface Setup {
   webhook: string;
 }
 
-async function setup(t: TestContext, options: Partial<ReceiverOptions> = {}, writerOptions: Partial<ArchiveWriterOptions> = {}): Promise<Setup> {
+async function setup(
+  t: TestContext,
+  options: Partial<ReceiverOptions> = {},
+  writerOptions: Partial<ArchiveWriterOptions> = {},
+): Promise<Setup> {
   const dir = tempDir(t);
   const archiveDir = join(dir, 'archive');
   const writer = new ArchiveWriter({ dir: archiveDir, ...writerOptions });
@@ -86,7 +90,9 @@ function payload(index: number): Record<string, unknown> {
 
 function dayFiles(archiveDir: string): string[] {
   try {
-    return readdirSync(archiveDir).filter((name) => name.startsWith('webhooks-')).sort();
+    return readdirSync(archiveDir)
+      .filter((name) => name.startsWith('webhooks-'))
+      .sort();
   } catch {
     return [];
   }
@@ -128,8 +134,10 @@ async function until(condition: () => boolean): Promise<void> {
 
 /** A gate a hook can wait on, opened by the test. */
 function gate(t: TestContext): { wait: Promise<void>; open: () => void } {
-  let open = () => undefined as void;
-  const wait = new Promise<void>((resolve) => (open = resolve));
+  let open: () => void = () => {};
+  const wait = new Promise<void>((resolve) => {
+    open = () => resolve();
+  });
   // Opened first thing after a failed test, so that closing the receiver is not held by it.
   t.after(() => open());
   return { wait, open };
@@ -146,7 +154,11 @@ describe('accepting deliveries', BOUNDED, () => {
     t.after(() => process.umask(previousUmask));
     const { archiveDir, webhook, receiver, writer } = await setup(t);
 
-    const first = await send(webhook, JSON.stringify(payload(1)), { eventid: 'evt-1', 'x-forwarded-for': '10.1.2.3', 'user-agent': 'Yotpo' });
+    const first = await send(webhook, JSON.stringify(payload(1)), {
+      eventid: 'evt-1',
+      'x-forwarded-for': '10.1.2.3',
+      'user-agent': 'Yotpo',
+    });
     const second = await send(webhook, JSON.stringify(payload(2)));
     assert.deepEqual([first.status, second.status], [200, 200]);
     assert.deepEqual(JSON.parse(first.body), { ok: true });
@@ -363,7 +375,13 @@ describe('durable before acknowledged', BOUNDED, () => {
 
   test('measureDeliveries posts every delivery from its senders and reports throughput and latency', async (t) => {
     const { webhook, archiveDir } = await setup(t);
-    const figures = await measureDeliveries({ url: webhook, senders: 8, deliveries: 60, body: (index: number) => payload(index), headers: (index) => ({ eventid: `b${index}` }) });
+    const figures = await measureDeliveries({
+      url: webhook,
+      senders: 8,
+      deliveries: 60,
+      body: (index: number) => payload(index),
+      headers: (index) => ({ eventid: `b${index}` }),
+    });
     assert.equal(figures.failed, 0);
     assert.ok(figures.perSecond > 0);
     assert.ok(figures.p99ms >= figures.p50ms && figures.p50ms > 0);
@@ -458,7 +476,13 @@ describe('binding', BOUNDED, () => {
       assert.doesNotThrow(() => checkBindAllowed(host, TOKEN), host);
     }
     await assert.rejects(
-      startReceiver({ host: '0.0.0.0', port: 0, archive: { append: async () => undefined }, rejects: () => undefined, health: () => OK_HEALTH }),
+      startReceiver({
+        host: '0.0.0.0',
+        port: 0,
+        archive: { append: async () => undefined },
+        rejects: () => undefined,
+        health: () => OK_HEALTH,
+      }),
       (error: unknown) => error instanceof UsageError && /0\.0\.0\.0/.test(error.message) && /YOTPO_WEBHOOK_TOKEN/.test(error.message),
     );
   });
@@ -467,7 +491,13 @@ describe('binding', BOUNDED, () => {
     const { receiver } = await setup(t);
     const port = Number(new URL(receiver.url).port);
     await assert.rejects(
-      startReceiver({ host: '127.0.0.1', port, archive: { append: async () => undefined }, rejects: () => undefined, health: () => OK_HEALTH }),
+      startReceiver({
+        host: '127.0.0.1',
+        port,
+        archive: { append: async () => undefined },
+        rejects: () => undefined,
+        health: () => OK_HEALTH,
+      }),
       (error: unknown) => error instanceof UsageError && error.message.includes(`127.0.0.1:${port}`) && /in use/.test(error.message),
     );
   });
@@ -539,7 +569,11 @@ describe('tailArchive', BOUNDED, () => {
     assert.deepEqual(await collect(dir, all[2]?.position), []);
     // A day file that is gone: the next day's lines are read from its start.
     assert.deepEqual(await collect(dir, { file: 'webhooks-2026-11-30.jsonl', offset: 99 }), all);
-    assert.deepEqual(await collect(dir, { file: 'webhooks-2026-12-01x.jsonl', offset: 99 }), all.slice(2), 'never a day before the recorded one');
+    assert.deepEqual(
+      await collect(dir, { file: 'webhooks-2026-12-01x.jsonl', offset: 99 }),
+      all.slice(2),
+      'never a day before the recorded one',
+    );
     await assert.rejects(collect(dir, { file: 'webhooks-2026-12-01.jsonl', offset: 5 }), StoreError);
     await assert.rejects(collect(dir, { file: 'webhooks-2026-12-02.jsonl', offset: 10_000 }), StoreError);
   });
@@ -576,7 +610,10 @@ describe('tailArchive', BOUNDED, () => {
 
     const nextDay = lines.next();
     writeFileSync(join(dir, 'webhooks-2026-12-02.jsonl'), `${envelope('2026-12-02', 3)}\n`);
-    assert.deepEqual((await nextDay).value?.position, { file: 'webhooks-2026-12-02.jsonl', offset: Buffer.byteLength(envelope('2026-12-02', 3)) + 1 });
+    assert.deepEqual((await nextDay).value?.position, {
+      file: 'webhooks-2026-12-02.jsonl',
+      offset: Buffer.byteLength(envelope('2026-12-02', 3)) + 1,
+    });
 
     const waiting = lines.next();
     controller.abort();

@@ -82,12 +82,24 @@ describe('the table matches docs/mapping.md', () => {
     EVENT_NAMES.forEach((row, index) => {
       const [yotpoName, topics, insider] = eventRows[index]!;
       assert.equal(yotpoName, row.yotpoName ?? '', `row ${index + 1}`);
-      assert.deepEqual(topics!.split(',').map((topic) => topic.trim()).filter(Boolean), [...row.topics], `row ${index + 1}`);
+      assert.deepEqual(
+        topics!
+          .split(',')
+          .map((topic) => topic.trim())
+          .filter(Boolean),
+        [...row.topics],
+        `row ${index + 1}`,
+      );
       if (row.insiderName === null) assert.match(insider!, /^— merchant-only/);
       else assert.deepEqual(backticked(insider!), [row.insiderName]);
     });
-    const added = EVENT_NAMES.filter((row) => row.topics.includes('swell/account/created') || row.topics.includes('swell/redemption/reminder'));
-    assert.deepEqual(added.map((row) => row.insiderName), ['redemption_reminder', 'account_created']);
+    const added = EVENT_NAMES.filter(
+      (row) => row.topics.includes('swell/account/created') || row.topics.includes('swell/redemption/reminder'),
+    );
+    assert.deepEqual(
+      added.map((row) => row.insiderName),
+      ['redemption_reminder', 'account_created'],
+    );
   });
 
   test('§1 member email and §5 timestamp precedence are the table constants', () => {
@@ -110,9 +122,16 @@ describe('the table matches docs/mapping.md', () => {
       USER_ATTRIBUTES.filter((row) => row.where === 'custom').map((row) => ({ name: row.name, type: row.insiderType })),
     );
     const events = EVENT_NAMES.flatMap((row) => (row.insiderName ? [row.insiderName] : []));
-    assert.deepEqual(required.events.map((event) => event.name), [...new Set(events)]);
+    assert.deepEqual(
+      required.events.map((event) => event.name),
+      [...new Set(events)],
+    );
     for (const event of required.events) {
-      assert.deepEqual(event.params, EVENT_PARAMS.map((row) => ({ name: row.name, type: row.insiderType })), event.name);
+      assert.deepEqual(
+        event.params,
+        EVENT_PARAMS.map((row) => ({ name: row.name, type: row.insiderType })),
+        event.name,
+      );
     }
   });
 });
@@ -136,14 +155,22 @@ describe('yotpo-insider mapping', () => {
       EVENT_PARAMS.map((row) => [row.name, row.insiderType, describeParamSource(row)]),
     );
     assert.equal(doc.custom_attributes_to_create.length, 39);
-    assert.deepEqual(doc.custom_attributes_to_create.find((a: { name: string }) => a.name === 'yotpo_top_topics'), { name: 'yotpo_top_topics', type: 'array' });
+    assert.deepEqual(
+      doc.custom_attributes_to_create.find((a: { name: string }) => a.name === 'yotpo_top_topics'),
+      { name: 'yotpo_top_topics', type: 'array' },
+    );
     assert.equal(doc.custom_event_params_to_create.length, EVENT_PARAMS.length);
     assert.ok(doc.custom_events_to_create.includes('account_created'));
     assert.equal(doc.custom_attribute_limit, 80);
     assert.equal(doc.custom_attributes_used, 39);
     assert.equal(doc.custom_event_param_limit, 80);
     assert.match(doc.types_fixed_once_created, /cannot change the type/);
-    assert.ok(doc.events.some((e: { insider: string | null; yotpo_topics: string[] }) => e.insider === null && e.yotpo_topics.includes('swell/redemption_code/below_threshold')));
+    assert.ok(
+      doc.events.some(
+        (e: { insider: string | null; yotpo_topics: string[] }) =>
+          e.insider === null && e.yotpo_topics.includes('swell/redemption_code/below_threshold'),
+      ),
+    );
   });
 
   test('the listing names the type to choose for every custom attribute and param, and warns that types are fixed', () => {

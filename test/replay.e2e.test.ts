@@ -39,7 +39,13 @@ const REJECTS: Record<number, string> = {
   32: 'invalid timestamp',
 };
 const ENVELOPE_LINES = [5, 7, 9, 11, 15, 16, 17, 21, 22, 23];
-const FRIENDS = ['uma.patel@example.com', 'victor.lee@example.com', 'sam.rivera@example.com', 'tom.baker@example.com', 'quinn.adams@example.com'];
+const FRIENDS = [
+  'uma.patel@example.com',
+  'victor.lee@example.com',
+  'sam.rivera@example.com',
+  'tom.baker@example.com',
+  'quinn.adams@example.com',
+];
 
 const keyOf = (email: string, eventName: string, timestamp: string) => `${email} ${eventName} ${timestamp}`;
 const keyOfLine = (line: number) => {
@@ -81,7 +87,10 @@ function assertExactlyOnce(events: Delivered[], expectedKeys: string[], label = 
 }
 
 function readJsonl(path: string): Record<string, unknown>[] {
-  return readFileSync(path, 'utf8').split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line));
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line));
 }
 
 /** The payload of a fixture line with its envelope removed (test-side). */
@@ -142,7 +151,15 @@ describe('replay of the fixture over the sandbox', () => {
     assert.equal(summary.exit_code, 1, 'rejected lines make the exit code 1');
     assert.deepEqual(
       { ...summary.events },
-      { read: nonBlankLines.length, sent: SENT_LINES.length, succeeded: SENT_LINES.length, failed: 0, skipped: 2, rejected: 6, uncertain: 0 },
+      {
+        read: nonBlankLines.length,
+        sent: SENT_LINES.length,
+        succeeded: SENT_LINES.length,
+        failed: 0,
+        skipped: 2,
+        rejected: 6,
+        uncertain: 0,
+      },
     );
     assert.equal(summary.skipped_reasons.duplicate, 1, JSON.stringify(summary.skipped_reasons));
     const otherSkips = Object.entries(summary.skipped_reasons).filter(([reason]) => reason !== 'duplicate');
@@ -155,7 +172,10 @@ describe('replay of the fixture over the sandbox', () => {
     const events = deliveredEvents(sandbox);
     assertExactlyOnce(events, SENT_LINES.map(keyOfLine));
     for (const line of ENVELOPE_LINES) {
-      assert.ok(events.some((e) => e.key === keyOfLine(line)), `envelope line ${line} delivered at its received_at`);
+      assert.ok(
+        events.some((e) => e.key === keyOfLine(line)),
+        `envelope line ${line} delivered at its received_at`,
+      );
     }
 
     // The member is the identifier (never the friend of a share event), in both places.
@@ -171,21 +191,18 @@ describe('replay of the fixture over the sandbox', () => {
 
     // A few params as MAPPING §5 maps them.
     const at = (line: number) => events.find((e) => e.key === keyOfLine(line))!.event;
-    assert.deepEqual(
-      (at(1).event_params as { custom: Record<string, unknown> }).custom,
-      {
-        yotpo_event_reward_point: 50,
-        yotpo_earned_coupon_expired: false,
-        yotpo_coupon_expires_at: '2026-12-20T14:03:11Z',
-        yotpo_event_created_at: '2026-11-20T14:03:10Z',
-        yotpo_referral_code_amount_cents: 1500,
-        yotpo_referral_discount_code: 'AVA-FRIEND-15',
-        yotpo_campaign_id: '90211',
-        yotpo_is_completed: true,
-        yotpo_completed_at: '2026-11-20T14:03:11Z',
-        yotpo_history_title: 'Placed an order',
-      },
-    );
+    assert.deepEqual((at(1).event_params as { custom: Record<string, unknown> }).custom, {
+      yotpo_event_reward_point: 50,
+      yotpo_earned_coupon_expired: false,
+      yotpo_coupon_expires_at: '2026-12-20T14:03:11Z',
+      yotpo_event_created_at: '2026-11-20T14:03:10Z',
+      yotpo_referral_code_amount_cents: 1500,
+      yotpo_referral_discount_code: 'AVA-FRIEND-15',
+      yotpo_campaign_id: '90211',
+      yotpo_is_completed: true,
+      yotpo_completed_at: '2026-11-20T14:03:11Z',
+      yotpo_history_title: 'Placed an order',
+    });
     assert.equal((at(21).event_params as { custom: Record<string, unknown> }).custom.yotpo_email_referred, 'uma.patel@example.com');
     assert.equal((at(22).event_params as { custom: Record<string, unknown> }).custom.yotpo_product_id, '8123456789012');
 
@@ -207,7 +224,11 @@ describe('replay of the fixture over the sandbox', () => {
 
       for (const user of sandbox.received()) {
         const times = (user.events ?? []).map((e) => Date.parse(String(e.timestamp)));
-        assert.deepEqual(times, [...times].sort((a, b) => a - b), `${user.identifiers?.email}: events in timestamp order`);
+        assert.deepEqual(
+          times,
+          [...times].sort((a, b) => a - b),
+          `${user.identifiers?.email}: events in timestamp order`,
+        );
       }
       if (batchSize === 500) {
         const ava = sandbox.received().filter((u) => u.identifiers?.email === 'ava.martin@example.com');
@@ -230,8 +251,12 @@ describe('replay of the fixture over the sandbox', () => {
       for (const [email, line] of newest) {
         const objects = sandbox.received().filter((u) => u.identifiers?.email === email);
         const withProfile = objects.filter((u) => Object.keys(u.attributes ?? {}).some((name) => name !== 'email'));
-        assert.ok(withProfile.length >= 1, `${email}: the profile of line ${line} is sent (got only ${JSON.stringify(objects.map((o) => o.attributes))})`);
-        for (const object of withProfile) assert.deepEqual(object.attributes, attributesOfLine(line), `${email}: attributes of line ${line}`);
+        assert.ok(
+          withProfile.length >= 1,
+          `${email}: the profile of line ${line} is sent (got only ${JSON.stringify(objects.map((o) => o.attributes))})`,
+        );
+        for (const object of withProfile)
+          assert.deepEqual(object.attributes, attributesOfLine(line), `${email}: attributes of line ${line}`);
       }
       // Spelled out for Ava (newest = line 1, written first; older lines 2, 15, 24 come later).
       const avaProfile = sandbox.received().find((u) => u.identifiers?.email === 'ava.martin@example.com' && u.attributes?.custom);
@@ -324,7 +349,12 @@ describe('replay of the fixture over the sandbox', () => {
       customer: member,
       perk: { id: 1, reward_points: 5, completed: true, completed_at: '2026-11-10T08:00:00Z' },
     };
-    const reordered = { perk: { completed_at: '2026-11-10T08:00:00Z', completed: true, reward_points: 5, id: 1 }, customer: member, name: raw.name, topic: raw.topic };
+    const reordered = {
+      perk: { completed_at: '2026-11-10T08:00:00Z', completed: true, reward_points: 5, id: 1 },
+      customer: member,
+      name: raw.name,
+      topic: raw.topic,
+    };
     const lines = [
       JSON.stringify(raw),
       JSON.stringify({ received_at: '2026-11-27T00:00:00Z', body: reordered }),
@@ -335,7 +365,11 @@ describe('replay of the fixture over the sandbox', () => {
       }),
       JSON.stringify({
         received_at: '2026-11-21T00:00:00Z',
-        body: { topic: 'swell/points/earned', customer: member, perk: { id: 2, reward_points: 1, completed_at: '2026-11-11T09:30:00.123456Z' } },
+        body: {
+          topic: 'swell/points/earned',
+          customer: member,
+          perk: { id: 2, reward_points: 1, completed_at: '2026-11-11T09:30:00.123456Z' },
+        },
       }),
     ];
     writeFileSync(join(cwd, 'env.jsonl'), `${lines.join('\n')}\n`);
@@ -366,13 +400,20 @@ describe('replay of the fixture over the sandbox', () => {
     assert.equal(outside.length, 1, JSON.stringify(windowed.skipped_reasons));
     assert.equal(outside[0]![1], SENT_LINES.length - inWindow.length);
     assert.equal(windowed.events.skipped, SENT_LINES.length - inWindow.length + 2, 'plus merchant-only and duplicate');
-    assert.equal(windowed.events.read, windowed.events.sent + windowed.events.skipped + windowed.events.rejected, 'every line accounted for');
+    assert.equal(
+      windowed.events.read,
+      windowed.events.sent + windowed.events.skipped + windowed.events.rejected,
+      'every line accounted for',
+    );
 
     // --only through the CLI (comma-separated Insider names).
     sandbox.reset();
     const cwd = fixtureDir();
     const io = captureIo(sandbox.env, cwd);
-    const code = await main(['node', 'yotpo-insider', 'replay', 'events.jsonl', '--only', 'points_earned,tier_earned', '--json', '--insider-rps', '0'], io);
+    const code = await main(
+      ['node', 'yotpo-insider', 'replay', 'events.jsonl', '--only', 'points_earned,tier_earned', '--json', '--insider-rps', '0'],
+      io,
+    );
     assert.equal(code, 1, io.err());
     const only = JSON.parse(io.out());
     assertExactlyOnce(deliveredEvents(sandbox), [1, 15].map(keyOfLine), '--only: ');
@@ -407,7 +448,10 @@ describe('replay of the fixture over the sandbox', () => {
     assert.ok(Date.parse(time) >= Math.floor(started / 1000) * 1000 - 1000 && Date.parse(time) <= finished, `${time} is the run's time`);
     const diego = sandbox.received().find((u) => u.identifiers?.email === 'diego.ramos@example.com');
     assert.equal(diego?.attributes?.birthday, '1900-03-22T00:00:00Z', 'line 5 has no birth year');
-    assert.ok(sandbox.received().every((u) => u.skip_hook === false), 'skip_hook: false with --trigger-journeys');
+    assert.ok(
+      sandbox.received().every((u) => u.skip_hook === false),
+      'skip_hook: false with --trigger-journeys',
+    );
   });
 
   test('users Insider rejects go to the failed file with their event keys; retry delivers them into the ledger; a re-run sends nothing', async () => {
@@ -428,7 +472,11 @@ describe('replay of the fixture over the sandbox', () => {
     assert.equal(first.failed_file, join(cwd, 'failed.jsonl'));
     const failed = readJsonl(join(cwd, 'failed.jsonl'));
     assert.deepEqual(failed.map((f) => (f.user as ReceivedUser).identifiers?.email).sort(), [...rejected].sort());
-    assert.equal(failed.flatMap((f) => (f.user as ReceivedUser).events ?? []).length, rejectedLines.length, 'the failed users carry their events');
+    assert.equal(
+      failed.flatMap((f) => (f.user as ReceivedUser).events ?? []).length,
+      rejectedLines.length,
+      'the failed users carry their events',
+    );
     assertExactlyOnce(deliveredEvents(sandbox), SENT_LINES.filter((line) => !rejectedLines.includes(line)).map(keyOfLine), 'first run: ');
 
     sandbox.reset();
@@ -490,20 +538,42 @@ describe('replay of the fixture over the sandbox', () => {
     assert.equal(forced.events.sent, SENT_LINES.length);
     assertExactlyOnce(deliveredEvents(sandbox), SENT_LINES.map(keyOfLine), 'forced: ');
     const ledger = await Ledger.open(forced.state_dir!, { runId: 'test-reader', writable: false });
-    assert.deepEqual(ledger.counts(), { 'in flight': 0, delivered: SENT_LINES.length, uncertain: 0, released: 0 }, 'delivered since: no longer uncertain');
+    assert.deepEqual(
+      ledger.counts(),
+      { 'in flight': 0, delivered: SENT_LINES.length, uncertain: 0, released: 0 },
+      'delivered since: no longer uncertain',
+    );
   });
 
   test('retry holds back users whose events Insider may already hold unless --force; a plain failed file needs no state file', async () => {
     const cwd = workdir();
     // The account's ledger holds key-u as uncertain (an earlier run's ambiguous answer).
-    const store = StateStore.open({ account: accountOf(sandbox), env: { YOTPO_INSIDER_STATE_DIR: join(cwd, '.state') }, cwd, writable: true, command: 'replay' });
+    const store = StateStore.open({
+      account: accountOf(sandbox),
+      env: { YOTPO_INSIDER_STATE_DIR: join(cwd, '.state') },
+      cwd,
+      writable: true,
+      command: 'replay',
+    });
     const ledger = await store.ledger();
-    await ledger.reserve([{ key: 'key-u', email: 'uncertain-events@example.com', event_name: 'loyalty_points_earned', timestamp: '2026-11-01T10:00:00Z' }]);
+    await ledger.reserve([
+      { key: 'key-u', email: 'uncertain-events@example.com', event_name: 'loyalty_points_earned', timestamp: '2026-11-01T10:00:00Z' },
+    ]);
     await ledger.settle(['key-u'], 'uncertain');
     await ledger.close();
-    const event = (id: number) => ({ event_name: 'loyalty_points_earned', timestamp: '2026-11-01T10:00:00Z', event_params: { custom: { perk_id: id } } });
+    const event = (id: number) => ({
+      event_name: 'loyalty_points_earned',
+      timestamp: '2026-11-01T10:00:00Z',
+      event_params: { custom: { perk_id: id } },
+    });
     const record = (email: string, extra: Record<string, unknown>, events?: unknown[]) =>
-      JSON.stringify({ user: { identifiers: { email }, attributes: { custom: {} }, ...(events ? { events } : {}) }, error: 'x', status: 200, attempts: 1, ...extra });
+      JSON.stringify({
+        user: { identifiers: { email }, attributes: { custom: {} }, ...(events ? { events } : {}) },
+        error: 'x',
+        status: 200,
+        attempts: 1,
+        ...extra,
+      });
     writeFileSync(
       join(cwd, 'failed.jsonl'),
       [
@@ -516,15 +586,36 @@ describe('replay of the fixture over the sandbox', () => {
     const held = await runRetry('failed.jsonl', { ...QUICK, failed: 'held.jsonl' }, captureIo(sandbox.env, cwd));
     assert.equal(held.exit_code, 1, 'a held-back user needs the operator');
     assert.deepEqual(held.skipped_reasons, { 'delivery uncertain': 1 });
-    assert.match(held.warnings.join('\n'), /1 user\(s\) not sent \(kept in the new failed file\): Insider may hold their events already.*--force/);
-    const kept = readFileSync(join(cwd, 'held.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
-    assert.deepEqual(kept.map((r) => [r.user.identifiers.email, r.event_keys, r.delivery_uncertain]), [['uncertain-events@example.com', ['key-u'], true]]);
-    assert.deepEqual(sandbox.received().map((user) => user.identifiers?.email).sort(), ['named@example.com', 'uncertain-user@example.com']);
+    assert.match(
+      held.warnings.join('\n'),
+      /1 user\(s\) not sent \(kept in the new failed file\): Insider may hold their events already.*--force/,
+    );
+    const kept = readFileSync(join(cwd, 'held.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    assert.deepEqual(
+      kept.map((r) => [r.user.identifiers.email, r.event_keys, r.delivery_uncertain]),
+      [['uncertain-events@example.com', ['key-u'], true]],
+    );
+    assert.deepEqual(
+      sandbox
+        .received()
+        .map((user) => user.identifiers?.email)
+        .sort(),
+      ['named@example.com', 'uncertain-user@example.com'],
+    );
 
     sandbox.reset();
     const forced = await runRetry('failed.jsonl', { ...QUICK, force: true }, captureIo(sandbox.env, cwd));
     assert.deepEqual(forced.skipped_reasons, { 'already delivered': 1 }, 'named@ is in the ledger since the first retry');
-    assert.deepEqual(sandbox.received().map((user) => user.identifiers?.email).sort(), ['uncertain-events@example.com', 'uncertain-user@example.com']);
+    assert.deepEqual(
+      sandbox
+        .received()
+        .map((user) => user.identifiers?.email)
+        .sort(),
+      ['uncertain-events@example.com', 'uncertain-user@example.com'],
+    );
 
     // A backfill's failed file (no event keys) never needs the ledger.
     writeFileSync(join(cwd, 'backfill-failed.jsonl'), record('plain@example.com', {}));
@@ -546,8 +637,14 @@ describe('replay of the fixture over the sandbox', () => {
       });
     const now = Date.now();
     const cwd = workdir();
-    writeFileSync(join(cwd, 'old.jsonl'), [line('a@example.com', now - 200 * day, 1), line('b@example.com', now - day, 2), line('a@example.com', now - 95 * day, 3)].join('\n'));
-    writeFileSync(join(cwd, 'recent.jsonl'), [line('c@example.com', now - 2 * day, 4), line('d@example.com', now - 80 * day, 5)].join('\n'));
+    writeFileSync(
+      join(cwd, 'old.jsonl'),
+      [line('a@example.com', now - 200 * day, 1), line('b@example.com', now - day, 2), line('a@example.com', now - 95 * day, 3)].join('\n'),
+    );
+    writeFileSync(
+      join(cwd, 'recent.jsonl'),
+      [line('c@example.com', now - 2 * day, 4), line('d@example.com', now - 80 * day, 5)].join('\n'),
+    );
 
     const old = await runReplay('old.jsonl', { ...QUICK }, captureIo(sandbox.env, cwd));
     assert.equal(old.exit_code, 0);
@@ -558,7 +655,10 @@ describe('replay of the fixture over the sandbox', () => {
 
     const recent = await runReplay('recent.jsonl', { ...QUICK }, captureIo(sandbox.env, cwd));
     assert.equal(recent.exit_code, 0);
-    assert.deepEqual(recent.warnings.filter((w) => /90 days/.test(w)), []);
+    assert.deepEqual(
+      recent.warnings.filter((w) => /90 days/.test(w)),
+      [],
+    );
 
     // The fixture: the lines older than 90 days at the time of the run.
     const fixtureOld = SENT_LINES.filter((l) => Date.parse(EXPECTED[l]![1]) < Date.now() - 90 * day).length;
@@ -585,7 +685,11 @@ describe('replay of the fixture over the sandbox', () => {
     // requests are the read-only schema check.
     const withCredentials = await runReplay('events.jsonl', { ...QUICK, dryRun: true, out: 'audit2.csv' }, captureIo(sandbox.env, cwd));
     assert.equal(withCredentials.events.sent, SENT_LINES.length);
-    assert.deepEqual(sandbox.requests().filter((r) => !r.path.startsWith('/api/user/v3/metadata/')), [], 'the sandbox recorded no other request');
+    assert.deepEqual(
+      sandbox.requests().filter((r) => !r.path.startsWith('/api/user/v3/metadata/')),
+      [],
+      'the sandbox recorded no other request',
+    );
     assert.equal(existsSync(join(cwd, '.state')), false, 'a dry run writes no state');
 
     // The dry runs left no ledger behind: a live run afterwards sends everything.
@@ -604,7 +708,10 @@ describe('replay of the fixture over the sandbox', () => {
     assert.equal(summary.dry_run, true);
     assert.equal(summary.events.sent, SENT_LINES.length);
     assert.equal(summary.events.succeeded, 0);
-    assert.ok(readdirSync(cwd).some((name) => /^yotpo-insider-replay-.*\.csv$/.test(name)), `default audit CSV in ${readdirSync(cwd)}`);
+    assert.ok(
+      readdirSync(cwd).some((name) => /^yotpo-insider-replay-.*\.csv$/.test(name)),
+      `default audit CSV in ${readdirSync(cwd)}`,
+    );
     assert.deepEqual(sandbox.requests(), []);
   });
 });

@@ -31,7 +31,11 @@ const insiderHeaders = {
   'content-type': 'application/json',
 };
 
-async function get(sb: Sandbox, path: string, headers: Record<string, string> = loyaltyHeaders): Promise<{ status: number; body: any; res: Response }> {
+async function get(
+  sb: Sandbox,
+  path: string,
+  headers: Record<string, string> = loyaltyHeaders,
+): Promise<{ status: number; body: any; res: Response }> {
   const res = await fetch(sb.url + path, { headers });
   const text = await res.text();
   let body: unknown = text;
@@ -43,7 +47,11 @@ async function get(sb: Sandbox, path: string, headers: Record<string, string> = 
   return { status: res.status, body, res };
 }
 
-async function upsert(sb: Sandbox, body: unknown, headers: Record<string, string> = insiderHeaders): Promise<{ status: number; body: any }> {
+async function upsert(
+  sb: Sandbox,
+  body: unknown,
+  headers: Record<string, string> = insiderHeaders,
+): Promise<{ status: number; body: any }> {
   const res = await fetch(`${sb.url}/api/user/v1/upsert`, {
     method: 'POST',
     headers,
@@ -86,37 +94,78 @@ test('customer data exercises every MAPPING §2 source, REST names and alternati
   const at = (o: Json, path: string): unknown => path.split('.').reduce<any>((v, k) => (v && typeof v === 'object' ? v[k] : undefined), o);
   const present = (v: unknown): boolean => v !== undefined && v !== null && v !== '';
   const pairs: Array<[string, string | null]> = [
-    ['first_name', null], ['last_name', null], ['birthday_year', null], ['birthday_month', null],
-    ['birth_day', 'birthday_day'], ['points_earned', null], ['points_balance', 'point_balance'],
-    ['total_redemptions', null], ['total_points_redeemed', null], ['vip_tier_name', null],
-    ['successful_referrals', null], ['referrals_made_and_clicked', null], ['is_referred_by_other_customer', null],
+    ['first_name', null],
+    ['last_name', null],
+    ['birthday_year', null],
+    ['birthday_month', null],
+    ['birth_day', 'birthday_day'],
+    ['points_earned', null],
+    ['points_balance', 'point_balance'],
+    ['total_redemptions', null],
+    ['total_points_redeemed', null],
+    ['vip_tier_name', null],
+    ['successful_referrals', null],
+    ['referrals_made_and_clicked', null],
+    ['is_referred_by_other_customer', null],
     ['vip_tier_actions_completed.amount_spent_cents', 'amount_spent_cents'],
     ['vip_tier_actions_completed.purchases_made', 'purchases_made'],
-    ['total_spend_cents', null], ['total_purchases', null], ['perks_redeemed', null], ['last_purchase_at', null],
-    ['points_expire_at', null], ['expires_at', 'perk.expires_at'], ['expired', 'perk.expired'],
-    ['accepts_marketing', null], ['opt_in', 'is_opt_in'], ['opted_in_at', 'loyalty_opt_in_date'],
-    ['credit_balance', null], ['is_affiliate', null], ['vip_tier_expiration', 'vip_tier_ends_at'],
-    ['anniversary_year', null], ['anniversary_month', null], ['anniversary_day', null],
-    ['referral_link.expired', 'referral_code.expired'], ['referral_link.link', null],
+    ['total_spend_cents', null],
+    ['total_purchases', null],
+    ['perks_redeemed', null],
+    ['last_purchase_at', null],
+    ['points_expire_at', null],
+    ['expires_at', 'perk.expires_at'],
+    ['expired', 'perk.expired'],
+    ['accepts_marketing', null],
+    ['opt_in', 'is_opt_in'],
+    ['opted_in_at', 'loyalty_opt_in_date'],
+    ['credit_balance', null],
+    ['is_affiliate', null],
+    ['vip_tier_expiration', 'vip_tier_ends_at'],
+    ['anniversary_year', null],
+    ['anniversary_month', null],
+    ['anniversary_day', null],
+    ['referral_link.expired', 'referral_code.expired'],
+    ['referral_link.link', null],
     ['next_points_expire_on', 'loyalty_next_points_expire_on'],
-    ['next_points_expire_amount', 'loyalty_next_points_expire_amount'], ['days_to_point_expiration', null],
+    ['next_points_expire_amount', 'loyalty_next_points_expire_amount'],
+    ['days_to_point_expiration', null],
     ['credit_balance_in_customer_currency', null],
-    ['vip_tier_maintenance_requirements.amount_cents_needed_in_customer_currency', 'vip_tier_maintenance_requirements.amount_cents_in_customer_currency'],
+    [
+      'vip_tier_maintenance_requirements.amount_cents_needed_in_customer_currency',
+      'vip_tier_maintenance_requirements.amount_cents_in_customer_currency',
+    ],
     ['last_seen_at', null],
   ];
   for (const [rest, alt] of pairs) {
-    assert.ok(cs.some((c) => present(at(c, rest))), `some customer has ${rest}`);
+    assert.ok(
+      cs.some((c) => present(at(c, rest))),
+      `some customer has ${rest}`,
+    );
     if (alt) {
       // the alternative is what a client must fall back to: REST absent, null or "" and alt present
-      assert.ok(cs.some((c) => !present(at(c, rest)) && present(at(c, alt))), `some customer has only ${alt}`);
-      assert.ok(cs.some((c) => (at(c, rest) === null || at(c, rest) === '') && present(at(c, alt))), `some customer has ${rest} null/"" and ${alt}`);
-      assert.ok(cs.some((c) => present(at(c, rest)) && present(at(c, alt))), `some customer has both ${rest} and ${alt}`);
+      assert.ok(
+        cs.some((c) => !present(at(c, rest)) && present(at(c, alt))),
+        `some customer has only ${alt}`,
+      );
+      assert.ok(
+        cs.some((c) => (at(c, rest) === null || at(c, rest) === '') && present(at(c, alt))),
+        `some customer has ${rest} null/"" and ${alt}`,
+      );
+      assert.ok(
+        cs.some((c) => present(at(c, rest)) && present(at(c, alt))),
+        `some customer has both ${rest} and ${alt}`,
+      );
     }
   }
   const strings = (v: unknown): string[] =>
     typeof v === 'string' ? [v] : v && typeof v === 'object' ? Object.values(v).flatMap(strings) : [];
   const values = cs.flatMap(strings);
-  const has = (re: RegExp, what: string): void => assert.ok(values.some((v) => re.test(v)), what);
+  const has = (re: RegExp, what: string): void =>
+    assert.ok(
+      values.some((v) => re.test(v)),
+      what,
+    );
   has(/^\d+$/, 'numeric strings');
   has(/^\$\d{1,3},\d{3}$/, 'credit balance like $2,620');
   has(/^\$\d+\.\d\d$/, 'credit balance like $12.50');
@@ -130,15 +179,36 @@ test('customer data exercises every MAPPING §2 source, REST names and alternati
   has(/[\u4e00-\u9fff]/, 'CJK');
   has(/\p{Extended_Pictographic}/u, 'emoji');
   has(/[éëçñø]/i, 'accents');
-  assert.ok(values.some((v) => Number.isNaN(Date.parse(v)) && /\d{4}|date|yesterday/.test(v)), 'unparseable dates');
-  assert.ok(cs.some((c) => c.birthday_month === 2 && (c.birth_day ?? c.birthday_day) === 30), 'Feb 30');
+  assert.ok(
+    values.some((v) => Number.isNaN(Date.parse(v)) && /\d{4}|date|yesterday/.test(v)),
+    'unparseable dates',
+  );
+  assert.ok(
+    cs.some((c) => c.birthday_month === 2 && (c.birth_day ?? c.birthday_day) === 30),
+    'Feb 30',
+  );
   assert.ok(cs.filter((c) => 'birthday_month' in c && c.birthday_year === null).length > 20, 'year null on many');
-  assert.ok(cs.some((c) => typeof c.points_balance === 'number' && c.points_balance < 0), 'negative balance');
-  assert.ok(cs.some((c) => typeof c.referral_link === 'string'), 'referral_link as a URL string');
-  assert.ok(cs.some((c) => typeof c.referral_link === 'object' && c.referral_link !== null), 'referral_link object');
+  assert.ok(
+    cs.some((c) => typeof c.points_balance === 'number' && c.points_balance < 0),
+    'negative balance',
+  );
+  assert.ok(
+    cs.some((c) => typeof c.referral_link === 'string'),
+    'referral_link as a URL string',
+  );
+  assert.ok(
+    cs.some((c) => typeof c.referral_link === 'object' && c.referral_link !== null),
+    'referral_link object',
+  );
   assert.ok(cs.some((c) => !('email' in c)) && cs.some((c) => c.email === ''), 'customers without email');
-  assert.ok(cs.some((c) => c.email === 'not-an-email'), 'invalid email');
-  assert.ok(cs.some((c) => typeof c.email === 'string' && c.email !== c.email.trim() && /[A-Z]/.test(c.email)), 'spaced mixed-case email');
+  assert.ok(
+    cs.some((c) => c.email === 'not-an-email'),
+    'invalid email',
+  );
+  assert.ok(
+    cs.some((c) => typeof c.email === 'string' && c.email !== c.email.trim() && /[A-Z]/.test(c.email)),
+    'spaced mixed-case email',
+  );
   // email derivable from the index, distinct
   const emails = new Set<string>();
   cs.forEach((c, i) => {
@@ -156,11 +226,36 @@ test('review data: site share, sentiment nulls, deleted, topics, emails of custo
   const rs: Json[] = Array.from({ length: 2000 }, (_, j) => reviewAt(1, j, 500));
   const share = (f: (r: Json) => boolean): number => rs.filter(f).length / rs.length;
   const near = (x: number, target: number, tol: number, what: string): void => assert.ok(Math.abs(x - target) < tol, `${what}: ${x}`);
-  near(share((r) => r.sku === 'yotpo_site_reviews'), 0.25, 0.04, 'site reviews');
-  near(share((r) => r.sentiment === null), 0.2, 0.04, 'sentiment null');
-  near(share((r) => r.deleted === true), 0.05, 0.02, 'deleted');
-  near(share((r) => Array.isArray(r.topics)), 0.5, 0.05, 'topics');
-  near(share((r) => typeof r.email !== 'string' || r.email === ''), 0.02, 0.015, 'no email');
+  near(
+    share((r) => r.sku === 'yotpo_site_reviews'),
+    0.25,
+    0.04,
+    'site reviews',
+  );
+  near(
+    share((r) => r.sentiment === null),
+    0.2,
+    0.04,
+    'sentiment null',
+  );
+  near(
+    share((r) => r.deleted === true),
+    0.05,
+    0.02,
+    'deleted',
+  );
+  near(
+    share((r) => Array.isArray(r.topics)),
+    0.5,
+    0.05,
+    'topics',
+  );
+  near(
+    share((r) => typeof r.email !== 'string' || r.email === ''),
+    0.02,
+    0.015,
+    'no email',
+  );
   const loyal = share((r) => typeof r.email === 'string' && /^customer\.\d+@example\.com$/.test(r.email.trim().toLowerCase()));
   near(loyal, 0.7, 0.05, 'loyalty reviewers');
   assert.ok(rs.every((r) => Number.isInteger(r.score) && r.score >= 1 && r.score <= 5));
@@ -174,7 +269,9 @@ test('review data: site share, sentiment nulls, deleted, topics, emails of custo
     if (m) assert.equal(customerEmail(Number(m[1])), r.email.trim().toLowerCase());
   }
   // reviewer-only emails repeat, so a reviewer has several reviews
-  const reviewers = rs.map((r) => (typeof r.email === 'string' ? r.email.trim().toLowerCase() : '')).filter((e) => e.startsWith('reviewer.'));
+  const reviewers = rs
+    .map((r) => (typeof r.email === 'string' ? r.email.trim().toLowerCase() : ''))
+    .filter((e) => e.startsWith('reviewer.'));
   assert.ok(new Set(reviewers).size < reviewers.length);
 });
 
@@ -334,7 +431,10 @@ const user = (email: string, extra: Json = {}): Json => ({
 test('insider: auth first (lower-cased partner name), content type, empty users, limits', async () => {
   await withSandbox({ customers: 0, reviews: 0 }, async (sb) => {
     const authFail = { success: false, message: 'Partner token authentication failed.' };
-    assert.deepEqual(await upsert(sb, { users: [] }, { ...insiderHeaders, 'x-partner-name': C.insiderPartner }), { status: 401, body: authFail });
+    assert.deepEqual(await upsert(sb, { users: [] }, { ...insiderHeaders, 'x-partner-name': C.insiderPartner }), {
+      status: 401,
+      body: authFail,
+    });
     assert.deepEqual(await upsert(sb, { users: [] }, { ...insiderHeaders, 'x-request-token': 'x' }), { status: 401, body: authFail });
     assert.deepEqual(await upsert(sb, { users: [] }), { status: 400, body: { error: 'users must be defined: bad request' } });
     assert.equal((await upsert(sb, { users: [user('a@b.co')] }, { ...insiderHeaders, 'content-type': 'text/plain' })).status, 400);
@@ -363,8 +463,14 @@ test('insider: per-user validation errors, {} for zero counts, recording with sk
       user('bad-attrs@example.com', { attributes: {} }),
       user('nulls@example.com', { attributes: { name: 'x', custom: { a: null } } }),
       user('bday@example.com', { attributes: { birthday: '1990-01-01T00:00:00+02:00' } }),
-      { identifiers: { email: 'ev@example.com' }, events: [{ event_name: 'Points Earned', timestamp: '2024-01-01T00:00:00Z' }, { event_name: 'points_earned' }] },
-      { identifiers: { email: 'good2@example.com' }, events: [{ event_name: 'points_earned', timestamp: '2024-01-01T00:00:00Z', event_params: { custom: { x: 1 } } }] },
+      {
+        identifiers: { email: 'ev@example.com' },
+        events: [{ event_name: 'Points Earned', timestamp: '2024-01-01T00:00:00Z' }, { event_name: 'points_earned' }],
+      },
+      {
+        identifiers: { email: 'good2@example.com' },
+        events: [{ event_name: 'points_earned', timestamp: '2024-01-01T00:00:00Z', event_params: { custom: { x: 1 } } }],
+      },
     ];
     const r = await upsert(sb, { users, skip_hook: false });
     assert.equal(r.status, 200);
@@ -373,7 +479,11 @@ test('insider: per-user validation errors, {} for zero counts, recording with sk
     const keys = Object.keys(r.body.data.fail.errors);
     assert.ok(keys.includes('users.1.identifiers.*.regexp(^.+@.+\\..+$)'), keys.join());
     assert.deepEqual(r.body.data.fail.errors['users.1.identifiers.*.regexp(^.+@.+\\..+$)'], ['not a valid email address: not-an-email']);
-    for (const i of [2, 3, 4, 5]) assert.ok(keys.some((k) => k.startsWith(`users.${i}.`)), `user ${i} failed`);
+    for (const i of [2, 3, 4, 5])
+      assert.ok(
+        keys.some((k) => k.startsWith(`users.${i}.`)),
+        `user ${i} failed`,
+      );
     assert.ok(keys.includes('users.3.attributes.custom.a.not_null'));
     assert.ok(keys.includes('users.5.events.0.event_name.*.regexp(^[a-z0-9][a-z0-9._-]*$)'));
     assert.ok(keys.includes('users.5.events.1.timestamp.required'));
@@ -384,8 +494,14 @@ test('insider: per-user validation errors, {} for zero counts, recording with sk
     await upsert(sb, { users: [user('good1@example.com')] });
 
     const got = sb.received();
-    assert.deepEqual(got.map((u) => u.identifiers?.email), ['good1@example.com', 'good2@example.com', 'good1@example.com']);
-    assert.deepEqual(got.map((u) => u.skip_hook), [false, false, null]);
+    assert.deepEqual(
+      got.map((u) => u.identifiers?.email),
+      ['good1@example.com', 'good2@example.com', 'good1@example.com'],
+    );
+    assert.deepEqual(
+      got.map((u) => u.skip_hook),
+      [false, false, null],
+    );
     assert.deepEqual(got[0], { ...users[0], skip_hook: false });
     const viaHttp = await get(sb, '/__sandbox/insider/users', {});
     assert.deepEqual(viaHttp.body, got);
@@ -401,13 +517,19 @@ test('insider: rejectRate picks the same users every time; badRequestEmails give
   const emails = Array.from({ length: 400 }, (_, i) => `customer.${i}@example.com`);
   const expected = emails.filter((e) => isRejectedEmail(e, 0.25));
   assert.ok(expected.length > 60 && expected.length < 140);
-  assert.ok(emails.filter((e) => isRejectedEmail(e, 0.1)).every((e) => expected.includes(e)), 'monotonic in the rate');
+  assert.ok(
+    emails.filter((e) => isRejectedEmail(e, 0.1)).every((e) => expected.includes(e)),
+    'monotonic in the rate',
+  );
   for (let run = 0; run < 2; run++) {
     await withSandbox({ customers: 0, reviews: 0, rejectRate: 0.25, seed: run + 1 }, async (sb) => {
       const r = await upsert(sb, { users: emails.map((e, i) => user(i % 2 ? e.toUpperCase() : e)) });
       assert.equal(r.body.data.fail.count, expected.length);
       const failedIdx = Object.keys(r.body.data.fail.errors).map((k) => Number(k.split('.')[1]));
-      assert.deepEqual(failedIdx.map((i) => emails[i]), expected);
+      assert.deepEqual(
+        failedIdx.map((i) => emails[i]),
+        expected,
+      );
       assert.deepEqual(r.body.data.fail.errors[`users.${failedIdx[0]}.attributes.custom.*.type`], ['sandbox rejected this user']);
       assert.equal(sb.received().length, emails.length - expected.length);
     });
@@ -490,8 +612,21 @@ test('serveSandbox prints export lines for every env var and a listening comment
     assert.equal(lines.at(-1), `# sandbox listening on ${sb.url} (Ctrl-C to stop)`);
     assert.ok(lines.includes(`export INSIDER_PARTNER_NAME=SandboxBrand`));
     assert.ok(lines.includes(`export YOTPO_LOYALTY_URL=${sb.url}`));
-    for (const k of ['YOTPO_LOYALTY_URL', 'YOTPO_API_URL', 'INSIDER_API_URL', 'YOTPO_LOYALTY_API_KEY', 'YOTPO_LOYALTY_GUID', 'YOTPO_APP_KEY', 'YOTPO_API_SECRET', 'INSIDER_PARTNER_NAME', 'INSIDER_API_KEY']) {
-      assert.ok(lines.some((l) => l.startsWith(`export ${k}=`)), k);
+    for (const k of [
+      'YOTPO_LOYALTY_URL',
+      'YOTPO_API_URL',
+      'INSIDER_API_URL',
+      'YOTPO_LOYALTY_API_KEY',
+      'YOTPO_LOYALTY_GUID',
+      'YOTPO_APP_KEY',
+      'YOTPO_API_SECRET',
+      'INSIDER_PARTNER_NAME',
+      'INSIDER_API_KEY',
+    ]) {
+      assert.ok(
+        lines.some((l) => l.startsWith(`export ${k}=`)),
+        k,
+      );
     }
   } finally {
     await sb.close();

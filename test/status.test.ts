@@ -20,7 +20,11 @@ after(() => sandbox.close());
 function eventFile(cwd: string, count: number): void {
   const base = Date.now() - 3600 * 1000;
   const lines = Array.from({ length: count }, (_, i) =>
-    JSON.stringify({ topic: 'swell/points/earned', customer: { email: `m${i % 40}@example.com` }, perk: { id: 7_000_000 + i, reward_points: 1, completed_at: new Date(base + i * 1000).toISOString().replace(/\.\d+Z$/, 'Z') } }),
+    JSON.stringify({
+      topic: 'swell/points/earned',
+      customer: { email: `m${i % 40}@example.com` },
+      perk: { id: 7_000_000 + i, reward_points: 1, completed_at: new Date(base + i * 1000).toISOString().replace(/\.\d+Z$/, 'Z') },
+    }),
   );
   writeFileSync(join(cwd, 'events.jsonl'), `${lines.join('\n')}\n`);
 }
@@ -29,7 +33,10 @@ function eventFile(cwd: string, count: number): void {
 async function stoppedReplay(cwd: string, signal: 'SIGINT' | 'SIGKILL'): Promise<{ code: number | null; pid: number }> {
   sandbox.setFaults({ afterStore: { mode: 'hold', count: 1 } });
   const stored = sandbox.storedBatches;
-  const live = spawnCli(['replay', 'events.jsonl', '--insider-rps', '0', '--batch-size', '20', '--concurrency', '1'], { cwd, env: sandbox.env });
+  const live = spawnCli(['replay', 'events.jsonl', '--insider-rps', '0', '--batch-size', '20', '--concurrency', '1'], {
+    cwd,
+    env: sandbox.env,
+  });
   await sandbox.waitForStored(stored + 1);
   live.child.kill(signal);
   sandbox.setFaults({ afterStore: null });
@@ -61,7 +68,11 @@ test('status after a completed, an interrupted and a crashed run: the crashed on
   assert.equal(report.account.partner.toLowerCase(), sandbox.env.INSIDER_PARTNER_NAME!.toLowerCase());
   assert.equal(report.state_dir, completed.state_dir);
   assert.deepEqual(
-    report.runs.map((run: { command: string; outcome: string; exit_code?: number; pid: number }) => [run.command, run.outcome, run.exit_code ?? null]),
+    report.runs.map((run: { command: string; outcome: string; exit_code?: number; pid: number }) => [
+      run.command,
+      run.outcome,
+      run.exit_code ?? null,
+    ]),
     [
       ['backfill', 'finished', 0],
       ['replay', 'finished', 130],

@@ -37,23 +37,34 @@ describe('ledger: the life of an event key', () => {
   test('in flight → delivered; in flight → uncertain → released → reserved again', async (t) => {
     const dir = folder(t);
     const first = await Ledger.open(dir, { runId: 'run-1', writable: true });
-    assert.deepEqual([...(await first.reserve([ref('k1'), ref('k2')]))], [
-      ['k1', 'reserved'],
-      ['k2', 'reserved'],
-    ]);
+    assert.deepEqual(
+      [...(await first.reserve([ref('k1'), ref('k2')]))],
+      [
+        ['k1', 'reserved'],
+        ['k2', 'reserved'],
+      ],
+    );
     assert.equal(first.stateOf('k1'), 'in flight');
     await first.settle(['k1'], 'delivered');
     await first.settle(['k2'], 'uncertain');
     assert.equal(first.stateOf('k1'), 'delivered');
     assert.equal(first.stateOf('k2'), 'uncertain');
-    assert.deepEqual(first.uncertainEntries().map((entry) => [entry.key, entry.email, entry.run]), [['k2', 'a@example.com', 'run-1']], 'an uncertain key keeps what identifies it');
+    assert.deepEqual(
+      first.uncertainEntries().map((entry) => [entry.key, entry.email, entry.run]),
+      [['k2', 'a@example.com', 'run-1']],
+      'an uncertain key keeps what identifies it',
+    );
     await first.close();
 
     const second = await Ledger.open(dir, { runId: 'run-2', writable: true });
     const verdicts = await second.reserve([ref('k1'), ref('k2')]);
     assert.equal(verdicts.get('k1'), 'already delivered');
     assert.equal(verdicts.get('k2'), 'delivery uncertain');
-    assert.equal((await second.reserve([ref('k1')], { delivered: true })).get('k1'), 'reserved', 'replay --force sends a delivered key again');
+    assert.equal(
+      (await second.reserve([ref('k1')], { delivered: true })).get('k1'),
+      'reserved',
+      'replay --force sends a delivered key again',
+    );
     await second.settle(['k1'], 'delivered');
     await second.settle(['k2'], 'released');
     assert.equal(second.stateOf('k2'), 'released');
@@ -76,9 +87,15 @@ describe('ledger: the life of an event key', () => {
   test("a dead run's in-flight keys become uncertain when a live run opens the ledger", async (t) => {
     const dir = folder(t);
     const dead = deadPid();
-    writeFileSync(join(dir, 'ledger.log'), `${JSON.stringify({ k: 'k1', s: 'f', r: 'crashed-run', p: dead, h: hostname(), t: '2026-11-01T10:00:00Z', e: 'a@example.com', n: 'points_earned', ts: '2026-11-01T10:00:00Z' })}\n`);
+    writeFileSync(
+      join(dir, 'ledger.log'),
+      `${JSON.stringify({ k: 'k1', s: 'f', r: 'crashed-run', p: dead, h: hostname(), t: '2026-11-01T10:00:00Z', e: 'a@example.com', n: 'points_earned', ts: '2026-11-01T10:00:00Z' })}\n`,
+    );
     // A run of another host is never presumed dead.
-    appendFileSync(join(dir, 'ledger.log'), `${JSON.stringify({ k: 'k2', s: 'f', r: 'remote-run', p: dead, h: 'another-host.example', t: '2026-11-01T10:00:00Z' })}\n`);
+    appendFileSync(
+      join(dir, 'ledger.log'),
+      `${JSON.stringify({ k: 'k2', s: 'f', r: 'remote-run', p: dead, h: 'another-host.example', t: '2026-11-01T10:00:00Z' })}\n`,
+    );
     const reader = await Ledger.open(dir, { runId: 'reader', writable: false });
     assert.equal(reader.stateOf('k1'), 'in flight', 'a read-only open changes nothing');
 
@@ -89,7 +106,10 @@ describe('ledger: the life of an event key', () => {
     const verdicts = await live.reserve([ref('k1'), ref('k2')]);
     assert.equal(verdicts.get('k1'), 'delivery uncertain', 'never sent again silently');
     assert.equal(verdicts.get('k2'), 'in flight elsewhere');
-    assert.deepEqual(live.uncertainEntries().map((entry) => [entry.key, entry.run, entry.email]), [['k1', 'crashed-run', 'a@example.com']]);
+    assert.deepEqual(
+      live.uncertainEntries().map((entry) => [entry.key, entry.run, entry.email]),
+      [['k1', 'crashed-run', 'a@example.com']],
+    );
   });
 
   test('a torn last line (a crash mid-append) is cut off, and the next record sits on its own line', async (t) => {
@@ -102,11 +122,14 @@ describe('ledger: the life of an event key', () => {
     assert.equal(second.stateOf('k1'), 'delivered');
     assert.equal(second.stateOf('k2'), undefined, 'the torn record never happened');
     await second.reserve([ref('k3')]);
-    assert.deepEqual(logLines(dir).map((line) => [line.k, line.s]), [
-      ['k1', 'f'],
-      ['k1', 'd'],
-      ['k3', 'f'],
-    ]);
+    assert.deepEqual(
+      logLines(dir).map((line) => [line.k, line.s]),
+      [
+        ['k1', 'f'],
+        ['k1', 'd'],
+        ['k3', 'f'],
+      ],
+    );
   });
 
   test('a ledger shorter than the count ledger.json records stops the run (StoreError, exit 2)', async (t) => {
@@ -121,7 +144,8 @@ describe('ledger: the life of an event key', () => {
     for (const writable of [true, false]) {
       await assert.rejects(
         Ledger.open(dir, { runId: 'run-2', writable }),
-        (error: Error & { exitCode?: number }) => error instanceof StoreError && error.exitCode === 2 && /holds 1 record\(s\) but .*ledger\.json says 4/.test(error.message),
+        (error: Error & { exitCode?: number }) =>
+          error instanceof StoreError && error.exitCode === 2 && /holds 1 record\(s\) but .*ledger\.json says 4/.test(error.message),
       );
     }
     rmSync(join(dir, 'ledger.log'));
@@ -180,23 +204,56 @@ describe('account folders', () => {
     const root = folder(t);
     const env = { YOTPO_INSIDER_STATE_DIR: root };
     const store = StateStore.open({ account: brand, env, cwd: root, writable: true, command: 'replay' });
-    const same = StateStore.open({ account: { partner: ' brand ', url: 'https://unification.useinsider.com/' }, env, cwd: root, writable: true, command: 'replay' });
+    const same = StateStore.open({
+      account: { partner: ' brand ', url: 'https://unification.useinsider.com/' },
+      env,
+      cwd: root,
+      writable: true,
+      command: 'replay',
+    });
     assert.equal(same.dir, store.dir, 'the partner name and URL are compared normalised');
     const other = StateStore.open({ account: { ...brand, partner: 'other-brand' }, env, cwd: root, writable: true, command: 'replay' });
-    const sandbox = StateStore.open({ account: { ...brand, url: 'http://127.0.0.1:4010' }, env, cwd: root, writable: true, command: 'replay' });
+    const sandbox = StateStore.open({
+      account: { ...brand, url: 'http://127.0.0.1:4010' },
+      env,
+      cwd: root,
+      writable: true,
+      command: 'replay',
+    });
     assert.equal(new Set([store.dir, other.dir, sandbox.dir]).size, 3, 'another partner or URL is another folder');
-    assert.match(JSON.stringify(JSON.parse(readFileSync(join(store.dir, 'account.json'), 'utf8'))), /"partner":"brand","url":"https:\/\/unification\.useinsider\.com"/);
+    assert.match(
+      JSON.stringify(JSON.parse(readFileSync(join(store.dir, 'account.json'), 'utf8'))),
+      /"partner":"brand","url":"https:\/\/unification\.useinsider\.com"/,
+    );
 
     assert.throws(
-      () => StateStore.open({ account: { ...brand, partner: 'other-brand' }, dir: store.dir, env, cwd: root, writable: false, command: 'status' }),
+      () =>
+        StateStore.open({
+          account: { ...brand, partner: 'other-brand' },
+          dir: store.dir,
+          env,
+          cwd: root,
+          writable: false,
+          command: 'status',
+        }),
       (error: Error & { exitCode?: number }) =>
-        error instanceof StoreError && error.exitCode === 2 && /belongs to partner brand at https:\/\/unification\.useinsider\.com, but this run writes to partner other-brand at https:\/\/unification\.useinsider\.com/.test(error.message),
+        error instanceof StoreError &&
+        error.exitCode === 2 &&
+        /belongs to partner brand at https:\/\/unification\.useinsider\.com, but this run writes to partner other-brand at https:\/\/unification\.useinsider\.com/.test(
+          error.message,
+        ),
     );
   });
 
   test('a dry run opens the store without creating anything', (t) => {
     const root = folder(t);
-    const store = StateStore.open({ account: brand, env: { YOTPO_INSIDER_STATE_DIR: join(root, 'state') }, cwd: root, writable: false, command: 'backfill' });
+    const store = StateStore.open({
+      account: brand,
+      env: { YOTPO_INSIDER_STATE_DIR: join(root, 'state') },
+      cwd: root,
+      writable: false,
+      command: 'backfill',
+    });
     assert.deepEqual(store.checkpointFiles(), []);
     assert.throws(() => readFileSync(join(store.dir, 'account.json')), /ENOENT/);
   });

@@ -2,14 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { USER_ATTRIBUTES } from '../src/core/table.js';
 import { InvalidUtf8Text, NonFiniteNumber } from '../src/core/canonical.js';
-import {
-  flattenAttributes,
-  mapAttributes,
-  mapUser,
-  normaliseEmail,
-  toInsiderUser,
-  type FieldWarnings,
-} from '../src/core/transform.js';
+import { flattenAttributes, mapAttributes, mapUser, normaliseEmail, toInsiderUser, type FieldWarnings } from '../src/core/transform.js';
 import { round2, toBoolean, toDate, toDateFromParts, toNumber, toStringList, toText } from '../src/core/values.js';
 
 const map = (customer: unknown, placeholderYear?: number) => {
@@ -53,10 +46,7 @@ const REPRESENTATIVE: Record<string, [Record<string, unknown>, unknown]> = {
   yotpo_loyalty_next_points_expire_amount: [{ next_points_expire_amount: '50' }, 50],
   yotpo_days_to_point_expiration: [{ days_to_point_expiration: 30 }, 30],
   yotpo_credit_balance_in_customer_c: [{ credit_balance_in_customer_currency: '€10,00' }, '€10,00'],
-  amount_cents_in_customer_c_to_mt_vip: [
-    { vip_tier_maintenance_requirements: { amount_cents_needed_in_customer_currency: 1500 } },
-    1500,
-  ],
+  amount_cents_in_customer_c_to_mt_vip: [{ vip_tier_maintenance_requirements: { amount_cents_needed_in_customer_currency: 1500 } }, 1500],
 };
 
 describe('mapping table → transform', () => {
@@ -98,16 +88,18 @@ describe('mapping table → transform', () => {
       yotpo_coupon_expired: true,
     });
     assert.deepEqual(map({ vip_tier_ends_at: '2025-01-01' }).attributes, { yotpo_vip_tier_ends_at: '2025-01-01T00:00:00Z' });
-    assert.deepEqual(
-      map({ vip_tier_maintenance_requirements: { amount_cents_in_customer_currency: '99' } }).attributes,
-      { amount_cents_in_customer_c_to_mt_vip: 99 },
-    );
+    assert.deepEqual(map({ vip_tier_maintenance_requirements: { amount_cents_in_customer_currency: '99' } }).attributes, {
+      amount_cents_in_customer_c_to_mt_vip: 99,
+    });
   });
 
   test('a webhook member object is read before the payload top level', () => {
     const warnings: FieldWarnings = new Map();
     const attributes = mapAttributes(
-      [{ first_name: 'Member', points_balance: 1 }, { first_name: 'Top', referral_link: 'https://rwrd.io/m' }],
+      [
+        { first_name: 'Member', points_balance: 1 },
+        { first_name: 'Top', referral_link: 'https://rwrd.io/m' },
+      ],
       undefined,
       {},
       warnings,

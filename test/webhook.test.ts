@@ -134,7 +134,10 @@ describe('fixture: every event type', () => {
 
   test('every source path of every param (both sides of each ??) wins somewhere in the fixture', () => {
     for (const row of EVENT_PARAMS) {
-      const alternatives = [...row.paths.map((p) => ({ path: p, share: false })), ...(row.shareEventPaths ?? []).map((p) => ({ path: p, share: true }))];
+      const alternatives = [
+        ...row.paths.map((p) => ({ path: p, share: false })),
+        ...(row.shareEventPaths ?? []).map((p) => ({ path: p, share: true })),
+      ];
       for (const { path, share } of alternatives) {
         const hit = parsed.find((p) => {
           if (p.result.kind !== 'event' || !p.payload) return false;
@@ -203,7 +206,9 @@ describe('params and fallbacks', () => {
     assert.equal(eventAt(17).params['yotpo_amount_spent_cents'], 41000);
     assert.equal(eventAt(17).params['yotpo_purchases_made'], 4);
     const both = asEvent(
-      parseObject(earned({ new_tier: { amount_spent_cents: 100, purchases_made: '' }, vip_stats: { amountSpentCents: 200, purchasesMade: 3 } })),
+      parseObject(
+        earned({ new_tier: { amount_spent_cents: 100, purchases_made: '' }, vip_stats: { amountSpentCents: 200, purchasesMade: 3 } }),
+      ),
     );
     assert.equal(both.params['yotpo_amount_spent_cents'], 100, 'new_tier first');
     assert.equal(both.params['yotpo_purchases_made'], 3, 'an empty string falls back');
@@ -285,7 +290,9 @@ describe('member identity', () => {
     assert.equal(result.reason, 'no email');
     assert.match(result.detail, /friend/);
     // The same payload as a non-share event uses the top-level email.
-    const notShare = asEvent(parseObject({ topic: 'swell/points/earned', email: 'friend@example.com', perk: { created_at: '2026-11-01T00:00:00Z' } }));
+    const notShare = asEvent(
+      parseObject({ topic: 'swell/points/earned', email: 'friend@example.com', perk: { created_at: '2026-11-01T00:00:00Z' } }),
+    );
     assert.equal(notShare.email, 'friend@example.com');
   });
 
@@ -442,7 +449,11 @@ describe('event identity (MAPPING §5)', () => {
   const keyOf = (line: unknown, options: Partial<ReplayOptions> = {}) => asEvent(parseObject(line, options)).key;
   /** A payload whose topic carries no time: only an envelope's received_at times it. */
   const untimed = (topic: string) => ({ topic, email: 'ada.lovelace@example.com', customer: member });
-  const delivery = (receivedAt: string, body: unknown, headers?: Record<string, unknown>) => ({ received_at: receivedAt, ...(headers ? { headers } : {}), body });
+  const delivery = (receivedAt: string, body: unknown, headers?: Record<string, unknown>) => ({
+    received_at: receivedAt,
+    ...(headers ? { headers } : {}),
+    body,
+  });
 
   test('versioned formats: h1:<sha256> for a hash, e1:<eventid> for an id, e1#<sha256> for an id that is not a plain token', () => {
     assert.match(eventKey({ payload: earned() }), HASH_KEY);
@@ -500,7 +511,10 @@ describe('event identity (MAPPING §5)', () => {
     assert.equal(again, first);
     const other = keyOf(delivery('2026-11-14T08:00:00Z', untimed('swell/tier/earned'), { eventid: 'evt_124' }));
     assert.equal(other, 'e1:evt_124');
-    const numericId = JSON.stringify(delivery('2026-11-14T08:00:00Z', earned(), { eventid: 0 })).replace('"eventid":0', '"eventid":98765432109876543210');
+    const numericId = JSON.stringify(delivery('2026-11-14T08:00:00Z', earned(), { eventid: 0 })).replace(
+      '"eventid":0',
+      '"eventid":98765432109876543210',
+    );
     assert.equal(asEvent(parseWebhookLine(numericId, OPTIONS, new Map())).key, 'e1:98765432109876543210', 'a numeric id keeps every digit');
     assert.match(keyOf(delivery('2026-11-14T08:00:00Z', earned(), { eventid: '  ' })), HASH_KEY, 'a blank id is no id');
     assert.match(keyOf({ ...earned(), headers: { eventid: 'x' } }), HASH_KEY, 'only an envelope carries headers');
@@ -516,7 +530,8 @@ describe('event identity (MAPPING §5)', () => {
 
 describe('hostile lines', () => {
   const nest = (levels: number) => `${'{"a":'.repeat(levels - 1)}{}${'}'.repeat(levels - 1)}`;
-  const withJunk = (junkLevels: number) => `{"topic":"swell/points/earned","customer":{"email":"a@example.com"},"perk":{"completed_at":"2026-11-01T00:00:00Z"},"junk":${nest(junkLevels)}}`;
+  const withJunk = (junkLevels: number) =>
+    `{"topic":"swell/points/earned","customer":{"email":"a@example.com"},"perk":{"completed_at":"2026-11-01T00:00:00Z"},"junk":${nest(junkLevels)}}`;
 
   test('a line nested more than 64 levels is rejected as too deeply nested; 64 levels are fine', () => {
     assert.equal(parseWebhookLine(withJunk(63), OPTIONS, new Map()).kind, 'event', '64 levels with the line itself');
@@ -537,7 +552,10 @@ describe('hostile lines', () => {
     const dir = mkdtempSync(join(tmpdir(), 'yotpo-insider-deep-'));
     try {
       const file = join(dir, 'events.jsonl');
-      writeFileSync(file, [JSON.stringify(earned()), withJunk(200), JSON.stringify(earned({ perk: { completed_at: '2026-11-02T00:00:00Z' } }))].join('\n'));
+      writeFileSync(
+        file,
+        [JSON.stringify(earned()), withJunk(200), JSON.stringify(earned({ perk: { completed_at: '2026-11-02T00:00:00Z' } }))].join('\n'),
+      );
       const outcomes: [number, string][] = [];
       for await (const line of readLines(file)) {
         const result = parseWebhookLine(line.text, OPTIONS, new Map());
@@ -555,7 +573,9 @@ describe('hostile lines', () => {
 
   test('1e400 is omitted with a field warning, never sent as null', () => {
     const warnings: FieldWarnings = new Map();
-    const text = JSON.stringify(earned({ points_needed: 7 })).replace('"reward_points":10', '"reward_points":1e400').replace('"points_needed":7', '"points_needed":-1E999');
+    const text = JSON.stringify(earned({ points_needed: 7 }))
+      .replace('"reward_points":10', '"reward_points":1e400')
+      .replace('"points_needed":7', '"points_needed":-1E999');
     const event = asEvent(parseWebhookLine(text, OPTIONS, warnings));
     assert.equal('yotpo_event_reward_point' in event.params, false);
     assert.equal('yotpo_points_needed' in event.params, false);
@@ -570,7 +590,11 @@ describe('hostile lines', () => {
     const line = (id: string) => JSON.stringify(earned({ product: { id: 0, name: 'Tote' } })).replace('"id":0', `"id":${id}`);
     const a = asEvent(parseWebhookLine(line('123456789012345678901'), OPTIONS, new Map()));
     const b = asEvent(parseWebhookLine(line('123456789012345678902'), OPTIONS, new Map()));
-    assert.equal(JSON.parse(line('123456789012345678901')).product.id, JSON.parse(line('123456789012345678902')).product.id, 'JSON.parse cannot tell them apart');
+    assert.equal(
+      JSON.parse(line('123456789012345678901')).product.id,
+      JSON.parse(line('123456789012345678902')).product.id,
+      'JSON.parse cannot tell them apart',
+    );
     assert.equal(a.params['yotpo_product_id'], '123456789012345678901');
     assert.equal(b.params['yotpo_product_id'], '123456789012345678902');
     assert.notEqual(a.key, b.key);
@@ -592,7 +616,9 @@ describe('hostile lines', () => {
     const kept = asEvent(parseWebhookLine(escaped, OPTIONS, new Map()));
     assert.equal(kept.attributes['name'], 'Zo\uFFFD', 'an escape is what the sender wrote');
 
-    const badEmail = asReject(parseWebhookLine(JSON.stringify(earned({ customer: { email: 'ad\uFFFD@example.com' } })), OPTIONS, new Map()));
+    const badEmail = asReject(
+      parseWebhookLine(JSON.stringify(earned({ customer: { email: 'ad\uFFFD@example.com' } })), OPTIONS, new Map()),
+    );
     assert.equal(badEmail.reason, 'no email');
     assert.match(badEmail.detail, /customer\.email is not valid UTF-8/);
   });

@@ -74,7 +74,10 @@ describe('readAhead', () => {
     const results: number[] = [];
     for await (const value of readAhead(tasks, 4)) results.push(value);
     assert.equal(most, 4);
-    assert.deepEqual(results, Array.from({ length: 40 }, (_, index) => index));
+    assert.deepEqual(
+      results,
+      Array.from({ length: 40 }, (_, index) => index),
+    );
   });
 
   test('an endless source is pulled only a bounded way ahead; an early return starts no new task', async () => {
@@ -120,9 +123,12 @@ describe('readAhead', () => {
       return index;
     });
     const results: number[] = [];
-    await assert.rejects(async () => {
-      for await (const value of readAhead(tasks, 1, controller.signal)) results.push(value);
-    }, { name: 'AbortError' });
+    await assert.rejects(
+      async () => {
+        for await (const value of readAhead(tasks, 1, controller.signal)) results.push(value);
+      },
+      { name: 'AbortError' },
+    );
     assert.equal(started, 2);
     assert.deepEqual(results, [0, 1]);
   });
@@ -195,7 +201,10 @@ describe('Reviews', () => {
       const refused = sandbox.requests().filter((r) => r.path.startsWith('/v1/apps/') && r.status === 401).length;
       assert.ok(refused > 0, 'tokens did expire with pages in flight');
       // Every token but the last was honoured for its 3 requests before it was renewed.
-      assert.ok(sandbox.stats().tokensIssued <= Math.ceil(honoured / 3) + 1, `${sandbox.stats().tokensIssued} tokens for ${honoured} pages`);
+      assert.ok(
+        sandbox.stats().tokensIssued <= Math.ceil(honoured / 3) + 1,
+        `${sandbox.stats().tokensIssued} tokens for ${honoured} pages`,
+      );
     });
   });
 
@@ -203,7 +212,10 @@ describe('Reviews', () => {
     await withSandbox({ customers: 0, reviews: 300 }, async (sandbox) => {
       const api = new ReviewsApi(client('reviews', sandbox.url), { ...REVIEWS_CONFIG, secret: 'wrong' });
       await assert.rejects(collect(reviewPages(api, 8)), (error: unknown) => error instanceof AuthError && error.api === 'reviews');
-      assert.deepEqual(sandbox.requests().map((r) => r.path), ['/oauth/token']);
+      assert.deepEqual(
+        sandbox.requests().map((r) => r.path),
+        ['/oauth/token'],
+      );
     });
   });
 
@@ -212,7 +224,11 @@ describe('Reviews', () => {
     const server = createServer((req, res) => {
       if (req.url === '/oauth/token') tokenRequests++;
       res.writeHead(req.url === '/oauth/token' ? 200 : 401, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(req.url === '/oauth/token' ? { access_token: `t${tokenRequests}`, token_type: 'bearer' } : { status: { code: 401 } }));
+      res.end(
+        JSON.stringify(
+          req.url === '/oauth/token' ? { access_token: `t${tokenRequests}`, token_type: 'bearer' } : { status: { code: 401 } },
+        ),
+      );
     });
     const url = await listen(server);
     try {
@@ -227,7 +243,12 @@ describe('Reviews', () => {
   test('/oauth/token refusing the app key (400 invalid_client, 404 JSON) is a credential failure; an HTML 404 is not', async () => {
     const answers = [
       { status: 400, type: 'application/json', body: '{"error":"invalid_client"}', auth: true },
-      { status: 404, type: 'application/json', body: '{"status":{"code":404,"message":"Couldn\'t find Account with app_key"}}', auth: true },
+      {
+        status: 404,
+        type: 'application/json',
+        body: '{"status":{"code":404,"message":"Couldn\'t find Account with app_key"}}',
+        auth: true,
+      },
       { status: 404, type: 'text/html', body: '<html>Not Found</html>', auth: false },
     ];
     for (const answer of answers) {
@@ -256,7 +277,10 @@ describe('Reviews', () => {
     await withSandbox({ customers: 10, reviews: 450, reviewsFault: 'hole', reviewsHolePage: 3, reviewsHoleAsks: 2 }, async (sandbox) => {
       const api = new ReviewsApi(client('reviews', sandbox.url), REVIEWS_CONFIG);
       const pages = await collect(reviewPages(api, 4));
-      assert.deepEqual(pages.map((page) => page.page), [1, 2, 3, 4, 5]);
+      assert.deepEqual(
+        pages.map((page) => page.page),
+        [1, 2, 3, 4, 5],
+      );
       assert.equal(new Set(pages.flatMap((page) => page.reviews.map((r) => (r as { id: number }).id))).size, 450);
     });
   });
@@ -300,7 +324,10 @@ describe('Loyalty listings', () => {
         return seen === undefined || seen >= Date.parse(`${since}T00:00:00Z`);
       });
       assert.ok(kept.length > 0 && kept.length < 450);
-      assert.deepEqual(emailsOf(recent), kept.map((c) => c.email));
+      assert.deepEqual(
+        emailsOf(recent),
+        kept.map((c) => c.email),
+      );
       assert.ok(sandbox.requests().every((r) => new URL(r.path, sandbox.url).searchParams.get('last_seen_at') === since));
     });
   });
@@ -316,7 +343,8 @@ describe('Loyalty listings', () => {
           (async () => {
             for await (const page of recentCustomerPages(client('loyalty', sandbox.url))) if (page.nextCursor) seen.push(page.nextCursor);
           })(),
-          (error: unknown) => stopsWith(/returned the cursor .* a second time/)(error) && (error as Error).message.includes(JSON.stringify(seen[0])),
+          (error: unknown) =>
+            stopsWith(/returned the cursor .* a second time/)(error) && (error as Error).message.includes(JSON.stringify(seen[0])),
         );
         assert.equal(seen.length, fault === 'repeat' ? 1 : 2);
       });
@@ -334,7 +362,10 @@ describe('Loyalty listings', () => {
   test('a numeric cursor is a cursor, not the end', async () => {
     await withSandbox({ customers: 450, reviews: 0, seed: 2, loyaltyCursorFault: 'numeric' }, async (sandbox) => {
       const pages = await collect(recentCustomerPages(client('loyalty', sandbox.url)));
-      assert.deepEqual(pages.map((page) => page.nextCursor), ['100', '200', '300', '400', null]);
+      assert.deepEqual(
+        pages.map((page) => page.nextCursor),
+        ['100', '200', '300', '400', null],
+      );
       assert.deepEqual(emailsOf(pages), expectedEmails(2, 450));
     });
   });
@@ -372,7 +403,10 @@ describe('Anniversary lookups', () => {
     await withSandbox({ customers: 250, reviews: 0, seed: 8 }, async (sandbox) => {
       const loyalty = client('loyalty', sandbox.url);
       const pages = await collect(withAnniversaries(loyalty, recentCustomerPages(loyalty), { inFlight: 6 }));
-      assert.deepEqual(pages.map((page) => page.customers.length), [100, 100, 50]);
+      assert.deepEqual(
+        pages.map((page) => page.customers.length),
+        [100, 100, 50],
+      );
       pages.forEach((page) =>
         page.customers.forEach((customer, position) => {
           const i = (page.seq - 1) * 100 + position;
@@ -412,7 +446,10 @@ describe('doctor probes', () => {
     assert.equal(loyalty.status, 'ok', loyalty.detail);
     assert.deepEqual(loyalty.listings, { recent: 'ok', all: 'ok' });
     assert.equal((await probeReviews(client('reviews', sandbox.url), REVIEWS_CONFIG)).status, 'ok');
-    assert.ok(sandbox.requests().every((r) => r.method === 'GET' || r.path === '/oauth/token'), 'read-only');
+    assert.ok(
+      sandbox.requests().every((r) => r.method === 'GET' || r.path === '/oauth/token'),
+      'read-only',
+    );
   });
 
   test('rejected: wrong credentials', async () => {
@@ -451,7 +488,11 @@ async function closeUrl(url: string): Promise<void> {
 
 describe('sandbox webhooks poster', () => {
   const lines = [
-    JSON.stringify({ received_at: '2026-11-01T10:00:00Z', headers: { eventid: 'evt-1' }, body: { topic: 'swell/points/earned', email: 'a@example.com' } }),
+    JSON.stringify({
+      received_at: '2026-11-01T10:00:00Z',
+      headers: { eventid: 'evt-1' },
+      body: { topic: 'swell/points/earned', email: 'a@example.com' },
+    }),
     '',
     JSON.stringify({ topic: 'swell/redemption/created', email: 'b@example.com' }),
     JSON.stringify({ received_at: '2026-11-01T10:00:01Z', payload: { topic: 'loyalty/opt_in', email: 'c@example.com' } }),
@@ -483,7 +524,15 @@ describe('sandbox webhooks poster', () => {
     });
     const url = await listen(server);
     try {
-      const result = await postWebhooks({ file, url: `${url}/webhooks/yotpo`, ratePerSecond: 0, concurrency: 2, token: 'hook-secret', maxAttempts: 3, backoffMs: 1 });
+      const result = await postWebhooks({
+        file,
+        url: `${url}/webhooks/yotpo`,
+        ratePerSecond: 0,
+        concurrency: 2,
+        token: 'hook-secret',
+        maxAttempts: 3,
+        backoffMs: 1,
+      });
       assert.deepEqual(result, { delivered: 4, attempts: 12, failed: 0 });
       assert.deepEqual(
         received.map((r) => [r.body, r.eventid]).sort(),
@@ -516,10 +565,7 @@ describe('sandbox Yotpo modes at run time', () => {
         body: JSON.stringify({ loyaltyCursorFault: 'repeat', tokenTtl: 2, reviewsFault: 'hole', reviewsHoleAsks: 1 }),
       });
       const state = (await answer.json()) as Record<string, unknown>;
-      assert.deepEqual(
-        [state.loyaltyCursorFault, state.tokenTtl, state.reviewsFault, state.reviewsHoleAsks],
-        ['repeat', 2, 'hole', 1],
-      );
+      assert.deepEqual([state.loyaltyCursorFault, state.tokenTtl, state.reviewsFault, state.reviewsHoleAsks], ['repeat', 2, 'hole', 1]);
       await assert.rejects(collect(recentCustomerPages(client('loyalty', sandbox.url))), stopsWith(/a second time/));
       sandbox.setFaults({ loyaltyCursorFault: null, rateLimitRps: 1 });
       const answers = await Promise.all(

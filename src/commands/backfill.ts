@@ -28,18 +28,36 @@ export async function runBackfill(given: Partial<BackfillOptions>, io: Io, contr
     yotpoRps: { ...(options.loyalty ? { loyalty: options.loyaltyRps } : {}), ...(options.reviews ? { reviews: options.reviewsRps } : {}) },
     schema: 'attributes',
     auditColumns: USER_AUDIT_COLUMNS,
-    progress: { records: 'customers', reviews: options.reviews, totalKnown: options.loyalty && options.loyaltyEndpoint === 'all' && !options.emails },
+    progress: {
+      records: 'customers',
+      reviews: options.reviews,
+      totalKnown: options.loyalty && options.loyaltyEndpoint === 'all' && !options.emails,
+    },
     prepare: async (ctx) => {
       if (!options.loyalty && !options.reviews) throw new UsageError('--no-loyalty and --no-reviews leave nothing to backfill');
       const sinceMs = sinceOption(options.since, ctx.store?.runs.list() ?? []);
       const emailList = options.emails === undefined ? undefined : await readEmailList(resolve(io.cwd, options.emails));
-      const scope: BackfillScope = { loyalty: options.loyalty, reviews: options.reviews, endpoint: options.loyaltyEndpoint, since: sinceMs === undefined ? null : new Date(sinceMs).toISOString(), withAnniversary: options.withAnniversary };
+      const scope: BackfillScope = {
+        loyalty: options.loyalty,
+        reviews: options.reviews,
+        endpoint: options.loyaltyEndpoint,
+        since: sinceMs === undefined ? null : new Date(sinceMs).toISOString(),
+        withAnniversary: options.withAnniversary,
+      };
       // A subset run (--emails) and a dry run neither resume nor move the full backfill's checkpoint.
-      const checkpoint = ctx.store && !options.dryRun && !emailList ? new BackfillCheckpoint(ctx.store, yotpoSource(ctx.config.loyalty, ctx.config.reviews), scope, options.fresh) : undefined;
-      if (checkpoint?.tookOverFrom) ctx.reporter.warn(`took over the checkpoint of a backfill that is gone (pid ${checkpoint.tookOverFrom.pid}, started ${checkpoint.tookOverFrom.started_at})`);
+      const checkpoint =
+        ctx.store && !options.dryRun && !emailList
+          ? new BackfillCheckpoint(ctx.store, yotpoSource(ctx.config.loyalty, ctx.config.reviews), scope, options.fresh)
+          : undefined;
+      if (checkpoint?.tookOverFrom)
+        ctx.reporter.warn(
+          `took over the checkpoint of a backfill that is gone (pid ${checkpoint.tookOverFrom.pid}, started ${checkpoint.tookOverFrom.started_at})`,
+        );
       if (checkpoint?.resumed) {
         ctx.summary.resumed = true;
-        ctx.reporter.info(`resuming the backfill of ${describeScope(scope)} started ${checkpoint.state.started_at}: ${checkpoint.state.pages_confirmed} loyalty page(s) and ${checkpoint.state.reviewers_confirmed} reviewer(s) already confirmed (--fresh starts over)`);
+        ctx.reporter.info(
+          `resuming the backfill of ${describeScope(scope)} started ${checkpoint.state.started_at}: ${checkpoint.state.pages_confirmed} loyalty page(s) and ${checkpoint.state.reviewers_confirmed} reviewer(s) already confirmed (--fresh starts over)`,
+        );
       }
       if (checkpoint) ctx.summary.state_file = checkpoint.file;
       plan = { options, checkpoint, sinceMs, emailList };
@@ -63,11 +81,17 @@ export async function runBackfill(given: Partial<BackfillOptions>, io: Io, contr
 }
 
 /** `--since <date|last>`: a UTC date, or the start of this account's last completed backfill. */
-function sinceOption(since: string | undefined, runs: readonly { command: string; outcome: string; exit_code?: number; started_at: string }[]): number | undefined {
+function sinceOption(
+  since: string | undefined,
+  runs: readonly { command: string; outcome: string; exit_code?: number; started_at: string }[],
+): number | undefined {
   if (since === undefined) return undefined;
   if (since === 'last') {
     const last = runs.filter((run) => run.command === 'backfill' && run.outcome === 'finished' && run.exit_code === 0).at(-1);
-    if (!last) throw new UsageError('--since last: this account has no completed backfill yet; run a full backfill first (yotpo-insider status shows the runs)');
+    if (!last)
+      throw new UsageError(
+        '--since last: this account has no completed backfill yet; run a full backfill first (yotpo-insider status shows the runs)',
+      );
     return Date.parse(last.started_at);
   }
   const ms = toEpochMs(since);

@@ -8,7 +8,13 @@ import type { Io } from '../pipeline/report.js';
 export function completionScript(shell: string, program: Command, io: Io): number {
   const commands = program.commands.filter((command) => command.name() !== 'demo');
   const cases = commands
-    .map((command) => `    ${command.name()}) opts="${command.options.map((option) => option.long).filter(Boolean).join(' ')}" ;;`)
+    .map(
+      (command) =>
+        `    ${command.name()}) opts="${command.options
+          .map((option) => option.long)
+          .filter(Boolean)
+          .join(' ')}" ;;`,
+    )
     .join('\n');
   const names = commands.map((command) => command.name()).join(' ');
   const bash = `# yotpo-insider completion (bash): source <(yotpo-insider completion bash)
@@ -23,7 +29,10 @@ ${cases}
 complete -F _yotpo_insider yotpo-insider
 `;
   if (shell === 'bash') io.stdout.write(bash);
-  else if (shell === 'zsh') io.stdout.write(`# yotpo-insider completion (zsh): source <(yotpo-insider completion zsh)\nautoload -U +X bashcompinit && bashcompinit\n${bash}`);
+  else if (shell === 'zsh')
+    io.stdout.write(
+      `# yotpo-insider completion (zsh): source <(yotpo-insider completion zsh)\nautoload -U +X bashcompinit && bashcompinit\n${bash}`,
+    );
   else throw new UsageError(`completion: unknown shell ${shell} (bash or zsh)`);
   return EXIT.ok;
 }

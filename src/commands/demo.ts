@@ -63,7 +63,10 @@ export async function runDemo(options: { customers: number; reviews: number; see
     say('$ yotpo-insider replay fixtures/events.jsonl');
     const before = sandbox.received().length;
     const replay = await runReplay(FIXTURE, { rejects: join(workdir, 'events.rejects.jsonl') }, demoIo);
-    const events = sandbox.received().slice(before).reduce((sum, user) => sum + (user.events?.length ?? 0), 0);
+    const events = sandbox
+      .received()
+      .slice(before)
+      .reduce((sum, user) => sum + (user.events?.length ?? 0), 0);
     const replayOk = events === replay.events.sent && replay.events.failed === 0;
     say('');
     say(
@@ -76,7 +79,9 @@ export async function runDemo(options: { customers: number; reviews: number; see
     say('$ yotpo-insider verify');
     const verified = await runVerifyCommand(backfill.run_id ? { run: backfill.run_id } : {}, demoIo);
     say('');
-    say(`${verified === 0 ? '✔' : '✘'} verify: a sample of the backfill read back from Insider (sandbox) ${verified === 0 ? 'matches what was sent' : 'does not match; see above'}`);
+    say(
+      `${verified === 0 ? '✔' : '✘'} verify: a sample of the backfill read back from Insider (sandbox) ${verified === 0 ? 'matches what was sent' : 'does not match; see above'}`,
+    );
     ok &&= verified === 0;
     return ok ? 0 : 1;
   } finally {

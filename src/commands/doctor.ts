@@ -129,7 +129,11 @@ async function checkInsider(client: ApiClient): Promise<{ api: ApiCheck; schema:
     };
     const api = await probe('insider', async () => {
       const profile = await readProfile(client, PROBE_EMAIL, { attributes: ['email'] });
-      return check('insider', 'ok', `credentials accepted: a profile lookup of an unknown address answered ${profile.found ? 'a user' : '404 no such user'}; nothing written`);
+      return check(
+        'insider',
+        'ok',
+        `credentials accepted: a profile lookup of an unknown address answered ${profile.found ? 'a user' : '404 no such user'}; nothing written`,
+      );
     });
     return { api, schema: api.status === 'ok' ? schema : notChecked('the Insider API did not answer') };
   }
@@ -158,7 +162,10 @@ function exitCodeOf(apis: readonly ApiCheck[], schema: SchemaCheck): number {
   return schema.status === 'incomplete' ? EXIT.someFailed : EXIT.ok;
 }
 
-export async function runDoctor(options: { verbose?: boolean; json?: boolean; timeoutMs?: number }, io: Io): Promise<{ report: DoctorReport; exitCode: number }> {
+export async function runDoctor(
+  options: { verbose?: boolean; json?: boolean; timeoutMs?: number },
+  io: Io,
+): Promise<{ report: DoctorReport; exitCode: number }> {
   const reporter = new Reporter(io, { verbose: Boolean(options.verbose) });
   const config: Config = loadConfig([], io);
   // One attempt per request: doctor reports what each API answers now, it does not wait for it to recover.
@@ -182,7 +189,9 @@ export async function runDoctor(options: { verbose?: boolean; json?: boolean; ti
     clients.reviews && config.reviews
       ? probe('reviews', async () => fromProbe('reviews', await probeReviews(clients.reviews!, config.reviews!)))
       : notConfigured('reviews'),
-    clients.insider ? checkInsider(clients.insider) : { api: notConfigured('insider'), schema: notChecked('the Insider API is not configured') },
+    clients.insider
+      ? checkInsider(clients.insider)
+      : { api: notConfigured('insider'), schema: notChecked('the Insider API is not configured') },
   ]);
   const apis = [loyalty, reviews, insider.api];
   const exitCode = exitCodeOf(apis, insider.schema);

@@ -31,8 +31,20 @@ export async function runListen(given: Partial<ListenOptions>, io: Io, control: 
   const reporter = new Reporter(io, { quiet: options.quiet, verbose: options.verbose });
   const config = loadConfig(options.forward ? ['insider'] : [], io);
   checkBindAllowed(options.host, config.webhookToken);
-  const store = config.insider ? StateStore.open({ account: { partner: config.insider.partnerName, url: config.insider.url }, ...(options.state ? { dir: options.state } : {}), env: config.env, cwd: io.cwd, writable: true, command: 'listen' }) : undefined;
-  if (!options.archive && !store) throw new UsageError('--no-forward without Insider variables needs --archive <dir> (by default the archive lives in the account’s state folder)');
+  const store = config.insider
+    ? StateStore.open({
+        account: { partner: config.insider.partnerName, url: config.insider.url },
+        ...(options.state ? { dir: options.state } : {}),
+        env: config.env,
+        cwd: io.cwd,
+        writable: true,
+        command: 'listen',
+      })
+    : undefined;
+  if (!options.archive && !store)
+    throw new UsageError(
+      '--no-forward without Insider variables needs --archive <dir> (by default the archive lives in the account’s state folder)',
+    );
   const archiveDir = options.archive ? resolve(io.cwd, options.archive) : store!.path('archive');
   if (options.forward && config.insider) {
     const reader = makeClients(config, { ...options, dryRun: false }, {}, reporter).insider!;
@@ -43,7 +55,10 @@ export async function runListen(given: Partial<ListenOptions>, io: Io, control: 
   const lockFile = join(archiveDir, 'writer.lock');
   const me = currentHolder('listen');
   const lock = tryLock(lockFile, me);
-  if (!lock.acquired) throw new StoreError(`another listen writes this archive (${lock.holder ? describeHolder(lock.holder) : 'holder unknown'}): ${archiveDir}`);
+  if (!lock.acquired)
+    throw new StoreError(
+      `another listen writes this archive (${lock.holder ? describeHolder(lock.holder) : 'holder unknown'}): ${archiveDir}`,
+    );
 
   const positionFile = join(archiveDir, 'forwarded.json');
   const position = new ForwardPosition(positionFile, ForwardPosition.read(positionFile));
@@ -70,7 +85,11 @@ export async function runListen(given: Partial<ListenOptions>, io: Io, control: 
       behind: Math.max(0, archived - position.forwarded),
       insider: health.insider,
       since: health.since,
-      ...(failing ? { reason: `the archive cannot be written since ${failing.toISOString()}` } : health.reason ? { reason: health.reason } : {}),
+      ...(failing
+        ? { reason: `the archive cannot be written since ${failing.toISOString()}` }
+        : health.reason
+          ? { reason: health.reason }
+          : {}),
     };
   };
 
@@ -85,7 +104,9 @@ export async function runListen(given: Partial<ListenOptions>, io: Io, control: 
     unlock(lockFile, me);
     throw error;
   });
-  reporter.info(`listening on ${receiver.url}/webhooks/yotpo (health: ${receiver.url}/healthz); archive ${archiveDir}${options.forward ? '' : '; not forwarding (--no-forward)'}`);
+  reporter.info(
+    `listening on ${receiver.url}/webhooks/yotpo (health: ${receiver.url}/healthz); archive ${archiveDir}${options.forward ? '' : '; not forwarding (--no-forward)'}`,
+  );
 
   // A stop: the receiver closes first (requests in flight are answered), then the forwarder reads
   // to the end of the archive and sends it, within the grace, then the pipeline stops.
@@ -103,12 +124,16 @@ export async function runListen(given: Partial<ListenOptions>, io: Io, control: 
   const watch = setInterval(() => {
     const failing = writer.failingSince;
     if (failing && Date.now() - failing.getTime() > ARCHIVE_FAILURE_LIMIT_MS) {
-      archiveFailure = new LocalFileError(`the webhook archive ${archiveDir} could not be written for ${ARCHIVE_FAILURE_LIMIT_MS / 1000} s`);
+      archiveFailure = new LocalFileError(
+        `the webhook archive ${archiveDir} could not be written for ${ARCHIVE_FAILURE_LIMIT_MS / 1000} s`,
+      );
       void stop();
     }
     if (!options.quiet) {
       const h = healthBody();
-      reporter.info(`${utcStamp(Date.now())} accepted ${receiver.stats.accepted}, rejected ${receiver.stats.rejected}, refused for a wrong token ${receiver.stats.unauthorized}, forwarded ${h.forwarded}, behind ${h.behind}, Insider ${h.insider}`);
+      reporter.info(
+        `${utcStamp(Date.now())} accepted ${receiver.stats.accepted}, rejected ${receiver.stats.rejected}, refused for a wrong token ${receiver.stats.unauthorized}, forwarded ${h.forwarded}, behind ${h.behind}, Insider ${h.insider}`,
+      );
     }
   }, 10_000);
   watch.unref();
@@ -118,7 +143,13 @@ export async function runListen(given: Partial<ListenOptions>, io: Io, control: 
     if (options.forward) {
       summary = await runPipeline<ForwardTag>({
         command: 'listen',
-        options: { ...options, dryRun: false, out: undefined, excel: false, failed: options.failed ?? join(archiveDir, `failed-${fileTimestamp(new Date())}.jsonl`) },
+        options: {
+          ...options,
+          dryRun: false,
+          out: undefined,
+          excel: false,
+          failed: options.failed ?? join(archiveDir, `failed-${fileTimestamp(new Date())}.jsonl`),
+        },
         io,
         control: { signal: forwarderStop.signal },
         needs: [],
@@ -127,13 +158,22 @@ export async function runListen(given: Partial<ListenOptions>, io: Io, control: 
         progress: { records: 'events' },
         graceMs: ANSWER_GRACE_MS,
         persist: {
-          onDegraded: (error) => setInsider((error as { exitCode?: number }).exitCode === EXIT.stopped && /credentials|rejected|partner|access/i.test(error.message) ? 'rejected' : 'retrying', error.message),
+          onDegraded: (error) =>
+            setInsider(
+              (error as { exitCode?: number }).exitCode === EXIT.stopped && /credentials|rejected|partner|access/i.test(error.message)
+                ? 'rejected'
+                : 'retrying',
+              error.message,
+            ),
           onHealthy: () => setInsider('ok'),
         },
         source: (ctx) =>
           archiveSource(ctx, {
             dir: archiveDir,
-            lineOptions: { allowUnknownEvents: options.allowUnknownEvents, ...(options.birthdayPlaceholderYear ? { placeholderYear: options.birthdayPlaceholderYear } : {}) },
+            lineOptions: {
+              allowUnknownEvents: options.allowUnknownEvents,
+              ...(options.birthdayPlaceholderYear ? { placeholderYear: options.birthdayPlaceholderYear } : {}),
+            },
             position,
             durable: writer,
             drain: drain.signal,

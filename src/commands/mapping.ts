@@ -23,7 +23,10 @@ export function describeParamSource(row: EventParamRow): string {
 }
 
 export function mappingDocument() {
-  const customAttributes = USER_ATTRIBUTES.filter((row) => row.where === 'custom').map((row) => ({ name: row.name, type: row.insiderType }));
+  const customAttributes = USER_ATTRIBUTES.filter((row) => row.where === 'custom').map((row) => ({
+    name: row.name,
+    type: row.insiderType,
+  }));
   const insiderEvents = [...new Set(EVENT_NAMES.flatMap((row) => (row.insiderName ? [row.insiderName] : [])))];
   return {
     attributes: USER_ATTRIBUTES.map((row) => ({
@@ -35,7 +38,12 @@ export function mappingDocument() {
       yotpo: describeSource(row),
       ...(row.note ? { note: row.note } : {}),
     })),
-    event_params: EVENT_PARAMS.map((row) => ({ insider: row.name, type: row.type, insider_type: row.insiderType, yotpo: describeParamSource(row) })),
+    event_params: EVENT_PARAMS.map((row) => ({
+      insider: row.name,
+      type: row.type,
+      insider_type: row.insiderType,
+      yotpo: describeParamSource(row),
+    })),
     events: EVENT_NAMES.map((row) => ({
       yotpo_name: row.yotpoName ?? null,
       yotpo_topics: row.topics,
@@ -55,7 +63,12 @@ export function mappingDocument() {
 
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-  return rows.map((row) => row.map((text, column) => text.padEnd(widths[column]!)).join('  ').trimEnd());
+  return rows.map((row) =>
+    row
+      .map((text, column) => text.padEnd(widths[column]!))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 export function runMapping(options: { json: boolean }, io: Io): number {

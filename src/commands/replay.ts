@@ -25,7 +25,10 @@ export async function runReplay(input: string, given: Partial<ReplayOptions>, io
   return runPipeline<EventTag>({
     command: 'replay',
     options,
-    rejects: { file: options.rejects ?? (input === '-' ? `yotpo-insider-rejects-${fileTimestamp(startedAt)}.jsonl` : `${input}.rejects.jsonl`), append: false },
+    rejects: {
+      file: options.rejects ?? (input === '-' ? `yotpo-insider-rejects-${fileTimestamp(startedAt)}.jsonl` : `${input}.rejects.jsonl`),
+      append: false,
+    },
     io,
     control,
     needs: [],
@@ -37,14 +40,20 @@ export async function runReplay(input: string, given: Partial<ReplayOptions>, io
       const only = options.only ? new Set(options.only) : undefined;
       const known = new Set(EVENT_NAMES.flatMap((row) => [row.insiderName, row.yotpoName, ...(row.topics ?? [])]).filter(Boolean));
       const unknown = [...(only ?? [])].filter((name) => !known.has(name));
-      if (unknown.length > 0 && !options.allowUnknownEvents) throw new UsageError(`--only names unknown events: ${unknown.join(', ')} (see yotpo-insider mapping)`);
+      if (unknown.length > 0 && !options.allowUnknownEvents)
+        throw new UsageError(`--only names unknown events: ${unknown.join(', ')} (see yotpo-insider mapping)`);
       const filters = { fromMs: dateOption('--from', options.from), toMs: dateOption('--to', options.to), only };
       // The input is read twice (the newest event per user first): stdin or a FIFO is spooled to a private file.
       const path = input === '-' ? '-' : resolve(io.cwd, input);
       if (readableOnce(path)) spooled = await spoolInput(path);
       plan = {
         path: spooled?.path ?? path,
-        lineOptions: { allowUnknownEvents: options.allowUnknownEvents, now: startedAt, ...(options.timestampFallback ? { timestampFallback: options.timestampFallback } : {}), ...(options.birthdayPlaceholderYear ? { placeholderYear: options.birthdayPlaceholderYear } : {}) },
+        lineOptions: {
+          allowUnknownEvents: options.allowUnknownEvents,
+          now: startedAt,
+          ...(options.timestampFallback ? { timestampFallback: options.timestampFallback } : {}),
+          ...(options.birthdayPlaceholderYear ? { placeholderYear: options.birthdayPlaceholderYear } : {}),
+        },
         filters,
         resend: options.force ? { delivered: true, uncertain: true } : {},
         batchSize: options.batchSize,

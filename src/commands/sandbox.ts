@@ -30,7 +30,11 @@ export async function runSandbox(given: Partial<SandboxCliOptions>, io: Io, cont
     },
     (line) => io.stdout.write(`${line}\n`),
   ).catch((error: NodeJS.ErrnoException) => {
-    throw new UsageError(error.code === 'EADDRINUSE' ? `port ${options.port} is in use; choose another with --port (0 = any free port)` : `the sandbox cannot start: ${error.message}`);
+    throw new UsageError(
+      error.code === 'EADDRINUSE'
+        ? `port ${options.port} is in use; choose another with --port (0 = any free port)`
+        : `the sandbox cannot start: ${error.message}`,
+    );
   });
   await new Promise<void>((done) => control.signal?.addEventListener('abort', () => done(), { once: true }));
   await sandbox.close();

@@ -11,14 +11,41 @@ import { StateStore, describeAccount } from '../state/store.js';
 
 export async function runStatus(options: Partial<StatusOptions>, io: Io): Promise<number> {
   const config = loadConfig([], io);
-  if (!config.insider) throw new UsageError('status needs INSIDER_PARTNER_NAME and INSIDER_API_KEY: the state store is kept per Insider account');
-  const store = StateStore.open({ account: { partner: config.insider.partnerName, url: config.insider.url }, ...(options.state ? { dir: options.state } : {}), env: config.env, cwd: io.cwd, writable: false, command: 'status' });
+  if (!config.insider)
+    throw new UsageError('status needs INSIDER_PARTNER_NAME and INSIDER_API_KEY: the state store is kept per Insider account');
+  const store = StateStore.open({
+    account: { partner: config.insider.partnerName, url: config.insider.url },
+    ...(options.state ? { dir: options.state } : {}),
+    env: config.env,
+    cwd: io.cwd,
+    writable: false,
+    command: 'status',
+  });
   const checkpoints = store.checkpointFiles().flatMap((file) => {
     const state = readState(file);
-    return state ? [{ file, scope: describeScope(state.scope), phase: state.phase, pages_confirmed: state.pages_confirmed, users_confirmed: state.users_confirmed, reviewers_confirmed: state.reviewers_confirmed, started_at: state.started_at, updated_at: state.updated_at }] : [];
+    return state
+      ? [
+          {
+            file,
+            scope: describeScope(state.scope),
+            phase: state.phase,
+            pages_confirmed: state.pages_confirmed,
+            users_confirmed: state.users_confirmed,
+            reviewers_confirmed: state.reviewers_confirmed,
+            started_at: state.started_at,
+            updated_at: state.updated_at,
+          },
+        ]
+      : [];
   });
   const ledger = await store.ledger();
-  const report = { account: store.account, state_dir: store.dir, checkpoints, ledger: { file: ledger.path, keys: ledger.counts() }, runs: store.runs.list().slice(-10) };
+  const report = {
+    account: store.account,
+    state_dir: store.dir,
+    checkpoints,
+    ledger: { file: ledger.path, keys: ledger.counts() },
+    runs: store.runs.list().slice(-10),
+  };
   if (options.json) {
     io.stdout.write(`${JSON.stringify(report)}\n`);
     return EXIT.ok;
@@ -28,7 +55,9 @@ export async function runStatus(options: Partial<StatusOptions>, io: Io): Promis
   say(`state:   ${store.dir}`);
   if (checkpoints.length === 0) say('backfill checkpoints: none');
   for (const c of checkpoints) {
-    say(`backfill ${c.scope}: ${c.phase}, ${c.pages_confirmed} loyalty page(s), ${c.users_confirmed} user(s), ${c.reviewers_confirmed} reviewer(s) confirmed; updated ${c.updated_at}`);
+    say(
+      `backfill ${c.scope}: ${c.phase}, ${c.pages_confirmed} loyalty page(s), ${c.users_confirmed} user(s), ${c.reviewers_confirmed} reviewer(s) confirmed; updated ${c.updated_at}`,
+    );
   }
   const keys = report.ledger.keys;
   say(`ledger: ${keys.delivered} delivered, ${keys.uncertain} uncertain, ${keys['in flight']} in flight, ${keys.released} released`);

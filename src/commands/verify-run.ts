@@ -12,7 +12,14 @@ import { runVerify } from './verify.js';
 export async function runVerifyCommand(options: Partial<VerifyCliOptions>, io: Io, control: RunControl = {}): Promise<number> {
   const config = loadConfig(['insider'], io);
   const insider = config.insider!;
-  const store = StateStore.open({ account: { partner: insider.partnerName, url: insider.url }, ...(options.state ? { dir: options.state } : {}), env: config.env, cwd: io.cwd, writable: options.uncertain === true, command: 'verify' });
+  const store = StateStore.open({
+    account: { partner: insider.partnerName, url: insider.url },
+    ...(options.state ? { dir: options.state } : {}),
+    env: config.env,
+    cwd: io.cwd,
+    writable: options.uncertain === true,
+    command: 'verify',
+  });
   const { exitCode } = await runVerify(
     {
       sample: options.sample ?? 100,
@@ -29,7 +36,10 @@ export async function runVerifyCommand(options: Partial<VerifyCliOptions>, io: I
     {
       ...(control.signal ? { signal: control.signal } : {}),
       loadSample: (runId) => {
-        const run = store.runs.list().filter((entry) => entry.sample_file && (runId === undefined || entry.id === runId)).at(-1);
+        const run = store.runs
+          .list()
+          .filter((entry) => entry.sample_file && (runId === undefined || entry.id === runId))
+          .at(-1);
         return run?.sample_file ? readSample(store, run.sample_file) : undefined;
       },
       uncertainEntries: async () => (await store.ledger()).uncertainEntries(),

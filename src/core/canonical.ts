@@ -34,9 +34,7 @@ export type JsonValue =
   | JsonValue[]
   | { [key: string]: JsonValue };
 
-export type LosslessParse =
-  | { ok: true; value: JsonValue }
-  | { ok: false; reason: 'invalid json' | 'too deeply nested'; detail: string };
+export type LosslessParse = { ok: true; value: JsonValue } | { ok: false; reason: 'invalid json' | 'too deeply nested'; detail: string };
 
 const REPLACEMENT_CHARACTER = 0xfffd;
 
@@ -96,7 +94,11 @@ function scan(text: string, maxDepth: number): Hazards {
 export function parseJsonLossless(text: string, maxDepth: number = MAX_DEPTH): LosslessParse {
   const hazards = scan(text, maxDepth);
   if (hazards.tooDeepAt !== undefined) {
-    return { ok: false, reason: 'too deeply nested', detail: `nested more than ${maxDepth} levels (at character ${hazards.tooDeepAt + 1})` };
+    return {
+      ok: false,
+      reason: 'too deeply nested',
+      detail: `nested more than ${maxDepth} levels (at character ${hazards.tooDeepAt + 1})`,
+    };
   }
   let value: unknown;
   try {

@@ -185,4 +185,3 @@ export class PairCounts {
     return pairs;
   }
 }
-

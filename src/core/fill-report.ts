@@ -25,7 +25,8 @@ export class FillCounter {
   report(fieldWarnings: Record<string, number>): FillLine[] {
     return USER_ATTRIBUTES.map(({ name }) => {
       const omitted: Record<string, number> = {};
-      for (const [key, count] of Object.entries(fieldWarnings)) if (key.startsWith(`${name}: `)) omitted[key.slice(name.length + 2)] = count;
+      for (const [key, count] of Object.entries(fieldWarnings))
+        if (key.startsWith(`${name}: `)) omitted[key.slice(name.length + 2)] = count;
       return { attribute: name, filled: this.filled.get(name) ?? 0, omitted };
     });
   }
@@ -38,7 +39,9 @@ export function formatFillReport(lines: readonly FillLine[], users: number): str
   for (const line of lines) {
     const share = users > 0 ? ` (${Math.round((line.filled / users) * 100)}%)` : '';
     const reasons = Object.entries(line.omitted).map(([why, count]) => `${n(count)} ${why}`);
-    out.push(`  ${line.attribute.padEnd(width)}  ${n(line.filled).padStart(9)}${share}${reasons.length > 0 ? `; omitted: ${reasons.join(', ')}` : ''}`);
+    out.push(
+      `  ${line.attribute.padEnd(width)}  ${n(line.filled).padStart(9)}${share}${reasons.length > 0 ? `; omitted: ${reasons.join(', ')}` : ''}`,
+    );
   }
   return out;
 }

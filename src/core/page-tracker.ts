@@ -46,7 +46,7 @@ export class PageTracker {
   /** Moves the low-water mark over every leading page that is read and settled; true if it moved. */
   private advance(): boolean {
     let moved = false;
-    for (let page = this.pages.get(this.lowest); page && page.read && page.pending === 0; page = this.pages.get(this.lowest)) {
+    for (let page = this.pages.get(this.lowest); page?.read && page.pending === 0; page = this.pages.get(this.lowest)) {
       this.confirmed = { seq: this.lowest, resumeAfter: page.resumeAfter };
       this.pages.delete(this.lowest);
       this.lowest++;

@@ -131,7 +131,9 @@ export function formatSchemaReport(report: SchemaReport): string[] {
   for (const item of report.items) {
     if (item.kind === 'event parameter' || item.state === 'ok') continue;
     if (item.kind === 'event') {
-      lines.push(`  event ${item.name}: missing; create the custom event "${item.name}" in InOne (Attributes & Events) with its parameters`);
+      lines.push(
+        `  event ${item.name}: missing; create the custom event "${item.name}" in InOne (Attributes & Events) with its parameters`,
+      );
     } else if (item.state === 'missing') {
       lines.push(`  attribute ${item.name}: missing; create it in InOne with type ${item.expected}`);
     } else {

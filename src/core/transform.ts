@@ -1,13 +1,7 @@
 // The transform, compiled once from the mapping table: a Yotpo record (REST customer or webhook
 // member + payload) becomes Insider attributes. No per-record table walking beyond a closure call.
 
-import {
-  EMAIL_PATTERN,
-  EVENT_PARAMS,
-  USER_ATTRIBUTES,
-  type AttributeRow,
-  type EventParamRow,
-} from './table.js';
+import { EMAIL_PATTERN, EVENT_PARAMS, USER_ATTRIBUTES, type AttributeRow, type EventParamRow } from './table.js';
 import { COERCE, getPath, isAbsent, toDateFromParts, type Coerced, type Scalar } from './values.js';
 
 /** Attribute values keyed by Insider name, before they are split into root and `custom`. */
@@ -81,12 +75,7 @@ function compileAttribute(row: AttributeRow): Reader | undefined {
   if (source.kind === 'dateParts') {
     const [year, month, day] = [splitPaths(source.year), splitPaths(source.month), splitPaths(source.day)];
     return (sources, options) =>
-      toDateFromParts(
-        firstPresent(sources, year),
-        firstPresent(sources, month),
-        firstPresent(sources, day),
-        options.placeholderYear,
-      );
+      toDateFromParts(firstPresent(sources, year), firstPresent(sources, month), firstPresent(sources, day), options.placeholderYear);
   }
   const paths = splitPaths(source.paths);
   const coerce = COERCE[row.type];

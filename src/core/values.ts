@@ -85,8 +85,7 @@ export function toStringList(value: unknown): Coerced {
   return items.length === 0 ? ABSENT : { ok: items.map((item) => item.trim()) };
 }
 
-const DATE_TIME =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?|UTC)?$/;
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?|UTC)?$/;
 
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
@@ -101,7 +100,7 @@ function isRealDate(year: number, month: number, day: number): boolean {
 
 /** RFC 3339 in UTC without fractional seconds: `2024-04-25T13:05:00Z`. */
 export function formatUtc(epochMs: number): string {
-  return new Date(epochMs).toISOString().slice(0, 19) + 'Z';
+  return `${new Date(epochMs).toISOString().slice(0, 19)}Z`;
 }
 
 const digit = (text: string, at: number) => text.charCodeAt(at) - 48;

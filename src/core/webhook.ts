@@ -14,14 +14,7 @@ import {
   SHARE_EVENT_MEMBER_EMAIL_PATHS,
   type EventNameRow,
 } from './table.js';
-import {
-  mapAttributes,
-  mapEventParams,
-  normaliseEmail,
-  type FieldWarnings,
-  type FlatAttributes,
-  type InsiderEvent,
-} from './transform.js';
+import { mapAttributes, mapEventParams, normaliseEmail, type FieldWarnings, type FlatAttributes, type InsiderEvent } from './transform.js';
 import { formatUtc, getPath, isAbsent, toDate } from './values.js';
 
 export interface ReplayOptions {
@@ -132,7 +125,11 @@ function unwrap(parsed: JsonValue): Unwrapped {
     // The body sits one level inside the envelope, so it has one level less to spend.
     const innerParse = parseJsonLossless(inner, MAX_DEPTH - 1);
     if (!innerParse.ok) {
-      return { ok: false, reason: innerParse.reason, detail: `the envelope's ${body.key} is a string that is not usable JSON: ${innerParse.detail}` };
+      return {
+        ok: false,
+        reason: innerParse.reason,
+        detail: `the envelope's ${body.key} is a string that is not usable JSON: ${innerParse.detail}`,
+      };
     }
     inner = innerParse.value;
   }
@@ -285,7 +282,8 @@ export function parseWebhookLine(text: string, options: ReplayOptions, warnings:
   const emailPaths = shareEvent ? SHARE_EVENT_MEMBER_EMAIL_PATHS : MEMBER_EMAIL_PATHS;
   const emailAt = firstPresentPath(payload, emailPaths);
   if (!emailAt) {
-    const friend = shareEvent && !isAbsent(payload['email']) ? ' (the top-level email of a referral share is the friend, not the member)' : '';
+    const friend =
+      shareEvent && !isAbsent(payload['email']) ? ' (the top-level email of a referral share is the friend, not the member)' : '';
     return reject('no email', `no member email: none of ${emailPaths.join(', ')} is present${friend}`);
   }
   if (emailAt.value instanceof InvalidUtf8Text) {
@@ -303,14 +301,18 @@ export function parseWebhookLine(text: string, options: ReplayOptions, warnings:
     const date = toDate(timestampAt.value);
     if (!('ok' in date)) {
       const why = 'warning' in date ? date.warning : 'unparseable date';
-      return reject('invalid timestamp', `the event time ${timestampAt.path} ${quote(timestampAt.value)} cannot be read as a date (${why})`);
+      return reject(
+        'invalid timestamp',
+        `the event time ${timestampAt.path} ${quote(timestampAt.value)} cannot be read as a date (${why})`,
+      );
     }
     timestamp = date.ok as string;
   } else if (options.timestampFallback === 'now') {
     timestamp = formatUtc(options.now.getTime());
   } else {
     const searched = `none of ${timestampPaths.join(', ')} is present`;
-    const fix = "an envelope's received_at times it (listen writes one around every delivery), or --timestamp-fallback now uses the run's start";
+    const fix =
+      "an envelope's received_at times it (listen writes one around every delivery), or --timestamp-fallback now uses the run's start";
     return reject(
       'no timestamp',
       untimed

@@ -169,7 +169,9 @@ class BatchUpload {
       if (!error.requestInFlight) return this.set(indices, { status: 'unsent', error: 'interrupted before it was sent' });
       const text = 'interrupted while Insider was answering: it may hold this user';
       return this.set(indices, (index) =>
-        hasEvents(this.items[index]!) ? { status: 'uncertain', error: text, httpStatus: null, attempts: 1 } : { status: 'unsent', error: text },
+        hasEvents(this.items[index]!)
+          ? { status: 'uncertain', error: text, httpStatus: null, attempts: 1 }
+          : { status: 'unsent', error: text },
       );
     }
     if (error instanceof AuthError || error instanceof RedirectError) return this.stop(indices, error);
@@ -207,7 +209,8 @@ class BatchUpload {
       const total = indices.reduce((sum, index) => sum + this.items[index]!.bytes, 0);
       let running = 0;
       cut = 0;
-      while (cut < indices.length - 1 && running + this.items[indices[cut]!]!.bytes <= total / 2) running += this.items[indices[cut++]!]!.bytes;
+      while (cut < indices.length - 1 && running + this.items[indices[cut]!]!.bytes <= total / 2)
+        running += this.items[indices[cut++]!]!.bytes;
       cut = Math.max(1, cut);
     }
     await this.send(indices.slice(0, cut));

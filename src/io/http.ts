@@ -13,15 +13,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import got, { type Method } from 'got';
-import {
-  API_LABEL,
-  ApiError,
-  AuthError,
-  InterruptedError,
-  UnavailableError,
-  UsageError,
-  type ApiName,
-} from '../errors.js';
+import { API_LABEL, ApiError, AuthError, InterruptedError, UnavailableError, UsageError, type ApiName } from '../errors.js';
 import { redact } from './redact.js';
 import { RateLimiter } from './rate-limit.js';
 import {
@@ -308,7 +300,9 @@ export class ApiClient {
         // Aborted while the request was out: it stays in flight (it may have reached the API).
         if (signal?.aborted) throw error;
         progress.inFlight = false;
-        const message = redact(error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error));
+        const message = redact(
+          error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error),
+        );
         this.log(`${method} ${req.path} → ${message} (${Date.now() - started} ms)`);
         if (!isRetryableNetworkError(error)) throw new ApiError(api, message, null);
         failure = { kind: classifyNetworkError(error), problem: message, status: null };

@@ -41,7 +41,17 @@ export async function* readAhead<T>(
       while (!exhausted && results.length < inFlight * LOOKAHEAD_FACTOR && !signal?.aborted) {
         pulling ??= Promise.resolve(source.next());
         // An async source that is slow to give its next task must not hold back a result that is ready.
-        if (results.length > 0 && (await Promise.race([pulling.then(() => false), results[0]!.then(() => true, () => true)]))) break;
+        if (
+          results.length > 0 &&
+          (await Promise.race([
+            pulling.then(() => false),
+            results[0]!.then(
+              () => true,
+              () => true,
+            ),
+          ]))
+        )
+          break;
         const next = await pulling;
         pulling = undefined;
         if (next.done) exhausted = true;

@@ -264,7 +264,10 @@ export class ArchiveWriter implements ArchiveProgress {
     await this.afterFsync?.({ appends: group.length });
     for (const [name, items] of byFile) {
       const failure = failures.get(name);
-      const error = failure === undefined ? undefined : new LocalFileError(`cannot write the webhook archive ${join(this.dir, name)}: ${describe(failure)}`);
+      const error =
+        failure === undefined
+          ? undefined
+          : new LocalFileError(`cannot write the webhook archive ${join(this.dir, name)}: ${describe(failure)}`);
       for (const item of items) {
         if (error) item.reject(error);
         else item.resolve();

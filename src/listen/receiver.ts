@@ -64,7 +64,10 @@ const TOKEN_HEADERS = ['x-api-key', 'x-webhook-token', 'x-yotpo-token'] as const
 const DISCARD_AFTER_LIMIT = 4 * 1024 * 1024;
 
 export function isLoopbackHost(host: string): boolean {
-  const bare = host.trim().replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  const bare = host
+    .trim()
+    .replace(/^\[(.*)\]$/, '$1')
+    .toLowerCase();
   if (bare === 'localhost' || bare === 'localhost.' || bare.endsWith('.localhost')) return true;
   if (isIPv4(bare)) return bare.startsWith('127.');
   if (isIPv6(bare)) {
@@ -291,7 +294,8 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
     const onError = (error: NodeJS.ErrnoException) => {
       server.off('listening', onListening);
       if (error.code === 'EADDRINUSE') reject(new UsageError(`cannot listen on ${hostForUrl(host)}:${port}: the port is already in use`));
-      else if (error.code === 'EACCES') reject(new UsageError(`cannot listen on ${hostForUrl(host)}:${port}: permission denied (a port below 1024 needs privileges)`));
+      else if (error.code === 'EACCES')
+        reject(new UsageError(`cannot listen on ${hostForUrl(host)}:${port}: permission denied (a port below 1024 needs privileges)`));
       else if (error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN') {
         reject(new UsageError(`cannot listen on ${hostForUrl(host)}:${port}: this machine has no such address`));
       } else reject(new UsageError(`cannot listen on ${hostForUrl(host)}:${port}: ${error.message}`));

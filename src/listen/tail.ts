@@ -194,7 +194,11 @@ async function checkPosition(dir: string, from: ArchivePosition): Promise<void> 
  * The whole lines from `offset`, each with the offset after it; `end` is how far the file was read
  * (stopping at `limit` when given).
  */
-async function readLinesFrom(path: string, offset: number, limit: number | undefined): Promise<{ lines: { line: string; end: number }[]; end: number }> {
+async function readLinesFrom(
+  path: string,
+  offset: number,
+  limit: number | undefined,
+): Promise<{ lines: { line: string; end: number }[]; end: number }> {
   const lines: { line: string; end: number }[] = [];
   let handle: fs.FileHandle;
   try {

@@ -82,7 +82,10 @@ export class Delivery<Tag> {
     const batch = this.batcher.flush();
     if (!batch) return;
     const error = this.fatal?.message ?? 'the run stopped before this batch was sent';
-    await this.route(batch.items, batch.items.map((): UserOutcome => ({ status: 'unsent', error })));
+    await this.route(
+      batch.items,
+      batch.items.map((): UserOutcome => ({ status: 'unsent', error })),
+    );
   }
 
   private async submit(items: BatchItem<SendItem<Tag>>[]): Promise<void> {
@@ -115,14 +118,25 @@ export class Delivery<Tag> {
       }
       // Kept for another try: users Insider did not process. What it did answer is routed now.
       const retry = pending.filter((_, index) => isRetriable(result.outcomes[index]!));
-      const answered = pending.flatMap((item, index) => (isRetriable(result.outcomes[index]!) ? [] : [{ item, outcome: result.outcomes[index]! }]));
-      if (answered.length > 0) await this.route(answered.map((entry) => entry.item), answered.map((entry) => entry.outcome));
+      const answered = pending.flatMap((item, index) =>
+        isRetriable(result.outcomes[index]!) ? [] : [{ item, outcome: result.outcomes[index]! }],
+      );
+      if (answered.length > 0)
+        await this.route(
+          answered.map((entry) => entry.item),
+          answered.map((entry) => entry.outcome),
+        );
       persist.onDegraded(result.fatal);
       pending = retry;
       if (pending.length === 0) return;
-      const stopped = await sleep(PERSIST_BACKOFF_MS[Math.min(round, PERSIST_BACKOFF_MS.length - 1)]!, false, { signal: persist.stop }).catch(() => true);
+      const stopped = await sleep(PERSIST_BACKOFF_MS[Math.min(round, PERSIST_BACKOFF_MS.length - 1)]!, false, {
+        signal: persist.stop,
+      }).catch(() => true);
       if (stopped) {
-        await this.route(pending, pending.map((): UserOutcome => ({ status: 'unsent', error: 'the run stopped while Insider was unavailable' })));
+        await this.route(
+          pending,
+          pending.map((): UserOutcome => ({ status: 'unsent', error: 'the run stopped while Insider was unavailable' })),
+        );
         return;
       }
     }

@@ -10,7 +10,12 @@ function quote(value: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-export function resumeCommand(command: string, table: Record<string, OptionSpec<unknown>>, options: Record<string, unknown>, args: readonly string[] = []): string {
+export function resumeCommand(
+  command: string,
+  table: Record<string, OptionSpec<unknown>>,
+  options: Record<string, unknown>,
+  args: readonly string[] = [],
+): string {
   const parts = ['yotpo-insider', command, ...args.map(quote)];
   for (const [key, option] of Object.entries(table)) {
     if (OUTPUT_ONLY.has(key) || option.hidden) continue;

@@ -20,7 +20,16 @@ import { Delivery } from './delivery.js';
 import type { AuditRows, AuditStatus, Item, SendItem } from './items.js';
 import { Progress, type ProgressFigures } from './progress.js';
 import { Reporter, type Io } from './report.js';
-import { closeOutputs, finishRun, makeClients, openOutputs, type Clients, type CommonOptions, type Outputs, type RunControl } from './run.js';
+import {
+  closeOutputs,
+  finishRun,
+  makeClients,
+  openOutputs,
+  type Clients,
+  type CommonOptions,
+  type Outputs,
+  type RunControl,
+} from './run.js';
 import { addReason, newSummary, type RunCommand, type RunSummary } from './summary.js';
 import { writeSample } from '../state/samples.js';
 import { checkPanel, type SchemaScope } from './schema-check.js';
@@ -111,7 +120,14 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
     const config = loadConfig(needs, io);
     const clients = makeClients(config, options, spec.yotpoRps ?? {}, reporter, stop.signal);
     const store = config.insider
-      ? StateStore.open({ account: { partner: config.insider.partnerName, url: config.insider.url }, ...(options.state ? { dir: options.state } : {}), env: config.env, cwd: io.cwd, writable: !options.dryRun, command })
+      ? StateStore.open({
+          account: { partner: config.insider.partnerName, url: config.insider.url },
+          ...(options.state ? { dir: options.state } : {}),
+          env: config.env,
+          cwd: io.cwd,
+          writable: !options.dryRun,
+          command,
+        })
       : undefined;
     summary.state_dir = store?.dir ?? null;
     summary.run_id = store && !options.dryRun ? store.runId : null;
@@ -266,7 +282,8 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
 /** Rejects once `signal` aborts, with its reason (an interrupt, a fatal error). */
 function stopped(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => {
-    const fail = () => reject(signal.reason instanceof Error && !(signal.reason instanceof ReaderGone) ? signal.reason : new InterruptedError());
+    const fail = () =>
+      reject(signal.reason instanceof Error && !(signal.reason instanceof ReaderGone) ? signal.reason : new InterruptedError());
     if (signal.aborted) fail();
     else signal.addEventListener('abort', fail, { once: true });
   });
@@ -284,10 +301,22 @@ async function quietEnd(summary: RunSummary, outputs: Outputs | undefined, start
 }
 
 /** The run log's end line, with verify's sample of the users Insider confirmed. */
-async function recordRun(store: StateStore, summary: RunSummary, sample: Reservoir<InsiderUser> | undefined, reporter: Reporter): Promise<void> {
+async function recordRun(
+  store: StateStore,
+  summary: RunSummary,
+  sample: Reservoir<InsiderUser> | undefined,
+  reporter: Reporter,
+): Promise<void> {
   try {
     const users = sample?.items() ?? [];
-    const sampleFile = users.length > 0 ? writeSample(store, store.runId, users.map((user) => ({ email: user.identifiers.email, attributes: flattenAttributes(user) }))) : undefined;
+    const sampleFile =
+      users.length > 0
+        ? writeSample(
+            store,
+            store.runId,
+            users.map((user) => ({ email: user.identifiers.email, attributes: flattenAttributes(user) })),
+          )
+        : undefined;
     await store.runs.ended({
       id: store.runId,
       ended_at: new Date().toISOString(),
@@ -401,7 +430,13 @@ function routeOutcomes<Tag>(spec: PipelineSpec<Tag>, ctx: RunContext, outputs: O
       summary.users.uncertain++;
       summary.events.uncertain += events;
     }
-    writeRows(outputs, item.audit, AUDIT_STATUS[outcome.status], 'error' in outcome ? redact(outcome.error) : '', spec.auditByLine === true);
+    writeRows(
+      outputs,
+      item.audit,
+      AUDIT_STATUS[outcome.status],
+      'error' in outcome ? redact(outcome.error) : '',
+      spec.auditByLine === true,
+    );
     spec.settle?.(item.tag, outcome);
   };
 

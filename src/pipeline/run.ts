@@ -26,11 +26,19 @@ export interface RunControl {
 
 /** `20261128T120000Z`: sortable, and safe in a file name on every OS. */
 export function fileTimestamp(date: Date): string {
-  return date.toISOString().replace(/[-:]/g, '').replace(/\.(\d+)Z$/, '$1Z');
+  return date
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.(\d+)Z$/, '$1Z');
 }
 
 export function retryPolicy(options: Pick<CommonOptions, 'maxAttempts' | 'retryBaseMs' | 'maxRetryAfter'>): RetryPolicy {
-  return { ...DEFAULT_RETRY_POLICY, maxAttempts: options.maxAttempts, baseDelayMs: options.retryBaseMs, maxRetryAfterMs: options.maxRetryAfter * 1000 };
+  return {
+    ...DEFAULT_RETRY_POLICY,
+    maxAttempts: options.maxAttempts,
+    baseDelayMs: options.retryBaseMs,
+    maxRetryAfterMs: options.maxRetryAfter * 1000,
+  };
 }
 
 export interface Clients {
@@ -60,13 +68,33 @@ export function makeClients(
   const stoppable = stop ? { signal: stop } : {};
   const clients: Clients = { counters: common.counters };
   if (config.loyalty && rps.loyalty !== undefined) {
-    clients.loyalty = new ApiClient({ ...common, ...stoppable, api: 'loyalty', baseUrl: config.loyalty.url, headers: loyaltyHeaders(config.loyalty), rps: rps.loyalty });
+    clients.loyalty = new ApiClient({
+      ...common,
+      ...stoppable,
+      api: 'loyalty',
+      baseUrl: config.loyalty.url,
+      headers: loyaltyHeaders(config.loyalty),
+      rps: rps.loyalty,
+    });
   }
   if (config.reviews && rps.reviews !== undefined) {
-    clients.reviews = new ApiClient({ ...common, ...stoppable, api: 'reviews', baseUrl: config.reviews.url, headers: { accept: 'application/json' }, rps: rps.reviews });
+    clients.reviews = new ApiClient({
+      ...common,
+      ...stoppable,
+      api: 'reviews',
+      baseUrl: config.reviews.url,
+      headers: { accept: 'application/json' },
+      rps: rps.reviews,
+    });
   }
   if (config.insider && !options.dryRun) {
-    clients.insider = new ApiClient({ ...common, api: 'insider', baseUrl: config.insider.url, headers: insiderHeaders(config.insider), rps: options.insiderRps });
+    clients.insider = new ApiClient({
+      ...common,
+      api: 'insider',
+      baseUrl: config.insider.url,
+      headers: insiderHeaders(config.insider),
+      rps: options.insiderRps,
+    });
   }
   return clients;
 }
@@ -93,7 +121,8 @@ export function openOutputs(
   rejects?: { file: string; append: boolean },
   onStdoutClosed?: () => void,
 ): Outputs {
-  if (options.out === '-' && options.json) throw new UsageError('--out - writes the CSV to stdout, where --json writes the summary: choose one (or --out <file>)');
+  if (options.out === '-' && options.json)
+    throw new UsageError('--out - writes the CSV to stdout, where --json writes the summary: choose one (or --out <file>)');
   const stamp = fileTimestamp(startedAt);
   const failedPath = resolve(io.cwd, options.failed ?? `yotpo-insider-failed-${stamp}.jsonl`);
   assertWritable(failedPath, 'the failed file');
@@ -158,7 +187,8 @@ export function finishRun(
     summary.stopped = error instanceof InterruptedError ? 'interrupted by a signal' : message;
     if (summary.exit_code === EXIT.usage || summary.exit_code === EXIT.stopped) summary.error = message;
     if (!(error instanceof InterruptedError)) reporter.error(`error: ${message}`);
-    if (summary.exit_code === EXIT.someFailed && !(error instanceof AuthError) && error instanceof Error) reporter.verbose(redact(error.stack ?? ''));
+    if (summary.exit_code === EXIT.someFailed && !(error instanceof AuthError) && error instanceof Error)
+      reporter.verbose(redact(error.stack ?? ''));
   } else {
     summary.exit_code = outcomeExitCode(summary);
   }

@@ -25,7 +25,9 @@ export async function checkPanel(
 ): Promise<SchemaReport | undefined> {
   const schema = await readPanelSchema(client);
   if ('unavailable' in schema) {
-    reporter.info(`the Insider panel schema cannot be checked (${schema.unavailable}); run yotpo-insider verify after this run to see what landed`);
+    reporter.info(
+      `the Insider panel schema cannot be checked (${schema.unavailable}); run yotpo-insider verify after this run to see what landed`,
+    );
     return undefined;
   }
   const report = checkSchema(schema, requiredFor(scope));
@@ -36,5 +38,7 @@ export async function checkPanel(
     if (!dryRun) reporter.warn('--allow-missing-schema: sending anyway; Insider drops those values silently');
     return report;
   }
-  throw new UsageError(`${lines.join('\n')}\nCreate them (yotpo-insider mapping lists each with its type), or pass --allow-missing-schema to send without them`);
+  throw new UsageError(
+    `${lines.join('\n')}\nCreate them (yotpo-insider mapping lists each with its type), or pass --allow-missing-schema to send without them`,
+  );
 }

@@ -30,7 +30,15 @@ export interface RunSummary {
   requests: { yotpo: number; insider: number; retries: number; loyalty: number; reviews: number };
   /** Uploads carrying events sent again after an ambiguous failure (--on-ambiguous resend). */
   resent_after_ambiguous: number;
-  reviews: { read: number; included: number; reviewers: number; pages: number; duplicates: number; deleted: number; without_email: number } | null;
+  reviews: {
+    read: number;
+    included: number;
+    reviewers: number;
+    pages: number;
+    duplicates: number;
+    deleted: number;
+    without_email: number;
+  } | null;
   /** Why records were skipped, with counts (`no email`, `duplicate`, ...). */
   skipped_reasons: Record<string, number>;
   /** Why records were rejected (replay), with counts. */
@@ -97,7 +105,8 @@ export function copyRequestCounters(summary: RunSummary, counters: RequestCounte
 
 /** 0 when everything was delivered or skipped for a documented reason, 1 when anything failed. */
 export function outcomeExitCode(summary: RunSummary): ExitCode {
-  const failed = summary.users.failed + summary.events.failed + summary.events.rejected + summary.users.uncertain + summary.events.uncertain > 0;
+  const failed =
+    summary.users.failed + summary.events.failed + summary.events.rejected + summary.users.uncertain + summary.events.uncertain > 0;
   // A failed file also holds users a retry held back: someone must look at it.
   return failed || summary.failed_file !== null ? EXIT.someFailed : EXIT.ok;
 }
@@ -132,7 +141,9 @@ export function formatSummary(summary: RunSummary): string[] {
     );
   }
   const q = summary.requests;
-  lines.push(`  requests: ${n(q.yotpo)} Yotpo (${n(q.loyalty)} loyalty, ${n(q.reviews)} reviews), ${n(q.insider)} Insider, ${n(q.retries)} retries`);
+  lines.push(
+    `  requests: ${n(q.yotpo)} Yotpo (${n(q.loyalty)} loyalty, ${n(q.reviews)} reviews), ${n(q.insider)} Insider, ${n(q.retries)} retries`,
+  );
   const warnings = Object.entries(summary.field_warnings).sort(([a, x], [b, y]) => y - x || a.localeCompare(b));
   if (warnings.length > 0) {
     const total = warnings.reduce((sum, [, count]) => sum + count, 0);

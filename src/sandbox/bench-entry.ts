@@ -4,8 +4,7 @@
 import { serveSandbox } from './serve.js';
 
 const [customers, reviews, latencyMs] = process.argv.slice(2).map(Number);
-const sandbox = await serveSandbox(
-  { customers: customers!, reviews: reviews!, latencyMs: latencyMs!, recordUsers: false },
-  (line) => process.stdout.write(`${line}\n`),
+const sandbox = await serveSandbox({ customers: customers!, reviews: reviews!, latencyMs: latencyMs!, recordUsers: false }, (line) =>
+  process.stdout.write(`${line}\n`),
 );
 process.on('SIGTERM', () => void sandbox.close().then(() => process.exit(0)));

@@ -244,12 +244,45 @@ function rawCustomerEmail(i: number): Maybe<string> {
 // names
 
 const FIRST = [
-  'Jane', 'John', 'Maria', 'Ahmed', 'Olivia', 'Liam', 'Sofia', 'Noah', 'Emma', 'Lucas', 'José', 'Zoë',
-  'François', 'Åsa', 'Chloé', 'Björn', 'Renée', 'Đorđe', 'İpek', 'Łukasz', 'María José', 'Anaïs',
+  'Jane',
+  'John',
+  'Maria',
+  'Ahmed',
+  'Olivia',
+  'Liam',
+  'Sofia',
+  'Noah',
+  'Emma',
+  'Lucas',
+  'José',
+  'Zoë',
+  'François',
+  'Åsa',
+  'Chloé',
+  'Björn',
+  'Renée',
+  'Đorđe',
+  'İpek',
+  'Łukasz',
+  'María José',
+  'Anaïs',
 ] as const;
 const LAST = [
-  'Doe', 'Smith', 'García', 'Müller', 'Núñez', 'Østergaard', 'Kowalski', 'Dubois', "O'Brien",
-  'van der Berg', 'Çelik', 'Nguyễn', 'Ferreira', 'Smith-Jones', 'Łęcka',
+  'Doe',
+  'Smith',
+  'García',
+  'Müller',
+  'Núñez',
+  'Østergaard',
+  'Kowalski',
+  'Dubois',
+  "O'Brien",
+  'van der Berg',
+  'Çelik',
+  'Nguyễn',
+  'Ferreira',
+  'Smith-Jones',
+  'Łęcka',
 ] as const;
 const CJK_FIRST = ['太郎', '花子', '娜', '伟', '지민', 'さくら'] as const;
 const CJK_LAST = ['山田', '王', '李', '김', '佐藤', '陳'] as const;
@@ -313,10 +346,24 @@ export function customerAt(seed: number, i: number): Record<string, unknown> {
   put(c, 'total_redemptions', messy(r, numish(r, int(r, 0, 25)), 0.04, 0.04));
   put(c, 'total_points_redeemed', messy(r, numish(r, redeemed), 0.04, 0.04));
   put(c, 'points_expire_at', messy(r, dateish(r, futureMs(r, 10, 400)), 0.25, 0.05));
-  putAlt(c, i, 1, 'next_points_expire_on', 'loyalty_next_points_expire_on',
-    chance(r, 0.55) ? dateish(r, futureMs(r, 5, 300), true) : ABSENT, '2030-01-01');
-  putAlt(c, i, 2, 'next_points_expire_amount', 'loyalty_next_points_expire_amount',
-    chance(r, 0.55) ? numish(r, int(r, 10, 2_000)) : ABSENT, 99_999);
+  putAlt(
+    c,
+    i,
+    1,
+    'next_points_expire_on',
+    'loyalty_next_points_expire_on',
+    chance(r, 0.55) ? dateish(r, futureMs(r, 5, 300), true) : ABSENT,
+    '2030-01-01',
+  );
+  putAlt(
+    c,
+    i,
+    2,
+    'next_points_expire_amount',
+    'loyalty_next_points_expire_amount',
+    chance(r, 0.55) ? numish(r, int(r, 10, 2_000)) : ABSENT,
+    99_999,
+  );
   put(c, 'days_to_point_expiration', messy(r, numish(r, int(r, 0, 365)), 0.2, 0.2));
 
   // spend ---------------------------------------------------------------------------------
@@ -553,7 +600,18 @@ export function customerAt(seed: number, i: number): Record<string, unknown> {
 export const REVIEW_TOPICS = ['quality', 'shipping', 'price', 'fit', 'service', 'packaging'] as const;
 export const SITE_REVIEW_SKU = 'yotpo_site_reviews';
 const SKUS = ['13', 'SKU-1001', 'SKU-1002', 'tee-black-m', 'mug-classic', '8841203', 'hoodie-grey-l'] as const;
-const TITLES = ['Great product', 'Not bad', 'Love it!', 'Disappointed', 'Fast shipping', 'Would buy again', 'Meh', 'Très bien', '最高', 'Five stars ⭐⭐⭐⭐⭐'] as const;
+const TITLES = [
+  'Great product',
+  'Not bad',
+  'Love it!',
+  'Disappointed',
+  'Fast shipping',
+  'Would buy again',
+  'Meh',
+  'Très bien',
+  '最高',
+  'Five stars ⭐⭐⭐⭐⭐',
+] as const;
 const CONTENTS = [
   'It’s really good.',
   'Arrived late but works fine.',
@@ -674,7 +732,9 @@ export type AnniversaryShape = 'root' | 'customer_anniversary' | 'data';
 export function customerAnniversary(
   seed: number,
   i: number,
-): { shape: AnniversaryShape; fields: { anniversary_year: number | null; anniversary_month: number; anniversary_day: number } } | undefined {
+):
+  | { shape: AnniversaryShape; fields: { anniversary_year: number | null; anniversary_month: number; anniversary_day: number } }
+  | undefined {
   if (customerEmail(i) === null || i % 3 === 2) return undefined;
   const r = rngFor(seed, ANNIVERSARY_STREAM, i);
   const shapes: readonly AnniversaryShape[] = ['root', 'customer_anniversary', 'data'];
@@ -684,13 +744,20 @@ export function customerAnniversary(
   const day = Number(listed.anniversary_day);
   if (Number.isInteger(month) && Number.isInteger(day) && month >= 1 && i % 4 !== 0) {
     const year = Number(listed.anniversary_year);
-    return { shape, fields: { anniversary_year: Number.isInteger(year) && year > 0 ? year : null, anniversary_month: month, anniversary_day: day } };
+    return {
+      shape,
+      fields: { anniversary_year: Number.isInteger(year) && year > 0 ? year : null, anniversary_month: month, anniversary_day: day },
+    };
   }
   const year = int(r, 2015, 2025);
   const anniversaryMonth = int(r, 1, 12);
   return {
     shape,
-    fields: { anniversary_year: chance(r, 0.2) ? null : year, anniversary_month: anniversaryMonth, anniversary_day: int(r, 1, daysInMonth(year, anniversaryMonth)) },
+    fields: {
+      anniversary_year: chance(r, 0.2) ? null : year,
+      anniversary_month: anniversaryMonth,
+      anniversary_day: int(r, 1, daysInMonth(year, anniversaryMonth)),
+    },
   };
 }
 

@@ -174,7 +174,7 @@ export function createInsiderApi(ctx: InsiderApiContext): InsiderApi {
   let storedBatches = 0;
   let unreadableCount = 0;
   let storedWaiters: { n: number; resolve: () => void }[] = [];
-  let held: (() => void)[] = [];
+  const held: (() => void)[] = [];
   let profileCalls: number[] = [];
 
   function applyFaults(f: InsiderSandboxFaults): void {
@@ -262,7 +262,13 @@ export function createInsiderApi(ctx: InsiderApiContext): InsiderApi {
       case 'unreadable':
         // Alternately an HTML page from a proxy and a JSON answer cut short.
         return unreadableCount++ % 2 === 0
-          ? { status: 200, body: null, text: '<html><body>Service temporarily busy</body></html>', headers: { 'content-type': 'text/html' }, ...meta }
+          ? {
+              status: 200,
+              body: null,
+              text: '<html><body>Service temporarily busy</body></html>',
+              headers: { 'content-type': 'text/html' },
+              ...meta,
+            }
           : { status: 200, body: null, text: '{"data":{"successful":{"cou', headers: { 'content-type': 'application/json' }, ...meta };
     }
   }
@@ -345,11 +351,14 @@ export function createInsiderApi(ctx: InsiderApiContext): InsiderApi {
       ]);
     }
     if (table === 'events') {
-      return json(200, [...schema.events].map(([name, params]) => ({
-        key: name,
-        display_name: name,
-        params: [...params].map(([param, type]) => ({ key: param, display_name: param, type })),
-      })));
+      return json(
+        200,
+        [...schema.events].map(([name, params]) => ({
+          key: name,
+          display_name: name,
+          params: [...params].map(([param, type]) => ({ key: param, display_name: param, type })),
+        })),
+      );
     }
     return json(400, { error: 'table must be one of contacts, events: bad request' });
   }
@@ -358,7 +367,11 @@ export function createInsiderApi(ctx: InsiderApiContext): InsiderApi {
     const now = Date.now();
     profileCalls = profileCalls.filter((at) => at > now - MINUTE_MS);
     if ((profileCalls.length + 1) * PROFILE_CALL_COST > quotaTotal) {
-      return json(429, { error: 'rejected: too many requests' }, { 'retry-after': String(Math.ceil((profileCalls[0]! + MINUTE_MS - now) / 1000)) });
+      return json(
+        429,
+        { error: 'rejected: too many requests' },
+        { 'retry-after': String(Math.ceil((profileCalls[0]! + MINUTE_MS - now) / 1000)) },
+      );
     }
     profileCalls.push(now);
     const quota = { cost: PROFILE_CALL_COST, used: profileCalls.length * PROFILE_CALL_COST, total: quotaTotal };
@@ -368,13 +381,16 @@ export function createInsiderApi(ctx: InsiderApiContext): InsiderApi {
     const email = isPlainObject(ids) && typeof ids.email === 'string' ? normaliseEmail(ids.email) : undefined;
     if (email === undefined) return json(400, { error: 'identifiers must be defined: bad request' });
     const found = profiles.get(email);
-    if (!found || now < found.storedAtMs + fault.visibilityDelayMs) return json(404, { error: 'no such user for these identifiers: no data' });
+    if (!found || now < found.storedAtMs + fault.visibilityDelayMs)
+      return json(404, { error: 'no such user for these identifiers: no data' });
 
     const all: Record<string, unknown> = { iid: found.iid };
     for (const [key, value] of Object.entries(found.defaults)) all[key] = shown(value);
     for (const [key, value] of Object.entries(found.custom)) all[`c_${key}`] = shown(value);
     const wanted = Array.isArray(parsed.attributes) ? parsed.attributes.filter((a): a is string => typeof a === 'string') : [];
-    const attributes = wanted.includes('*') ? all : Object.fromEntries(wanted.filter((name) => name in all).map((name) => [name, all[name]]));
+    const attributes = wanted.includes('*')
+      ? all
+      : Object.fromEntries(wanted.filter((name) => name in all).map((name) => [name, all[name]]));
 
     const events: Record<string, Record<string, unknown>[]> = {};
     if (isPlainObject(parsed.events)) {
@@ -382,13 +398,17 @@ export function createInsiderApi(ctx: InsiderApiContext): InsiderApi {
       const fromMs = typeof start === 'number' ? start * 1000 : -Infinity;
       const toMs = typeof end === 'number' ? end * 1000 : Infinity;
       const names = Array.isArray(wantedEvents)
-        ? new Map(wantedEvents.filter(isPlainObject).map((w) => [String(w.event_name), Array.isArray(w.params) ? w.params.map(String) : null]))
+        ? new Map(
+            wantedEvents.filter(isPlainObject).map((w) => [String(w.event_name), Array.isArray(w.params) ? w.params.map(String) : null]),
+          )
         : null;
       for (const event of found.events) {
         if (event.timestampMs < fromMs || event.timestampMs > toMs) continue;
         if (names && !names.has(event.name)) continue;
         const params = names?.get(event.name) ?? null;
-        const shownParams = params ? Object.fromEntries(params.filter((p) => p in event.params).map((p) => [p, event.params[p]])) : { ...event.params };
+        const shownParams = params
+          ? Object.fromEntries(params.filter((p) => p in event.params).map((p) => [p, event.params[p]]))
+          : { ...event.params };
         (events[event.name] ??= []).push({ ...shownParams, created_date: new Date(event.timestampMs).toISOString().replace('.000Z', 'Z') });
       }
     }

@@ -88,13 +88,17 @@ export function validateUser(u: unknown, i: number, errors: Errors, rejectRate: 
       add(errors, `${p}.identifiers.required`, 'either insider_id or idenifiers must be specified');
     } else {
       for (const k of Object.keys(ids)) {
-        if (!IDENTIFIER_KEYS.has(k)) add(errors, `${p}.identifiers.*.in(defaults_column)`, 'key must be one of phone_number(pn), email(em) or uuid');
+        if (!IDENTIFIER_KEYS.has(k))
+          add(errors, `${p}.identifiers.*.in(defaults_column)`, 'key must be one of phone_number(pn), email(em) or uuid');
       }
       if (ids.email !== undefined) {
-        if (typeof ids.email !== 'string') add(errors, `${p}.identifiers.*.type(string)`, `email must be string: ${JSON.stringify(ids.email)}`);
-        else if (!EMAIL_RE.test(ids.email)) add(errors, `${p}.identifiers.*.regexp(${EMAIL_RULE})`, `not a valid email address: ${ids.email}`);
+        if (typeof ids.email !== 'string')
+          add(errors, `${p}.identifiers.*.type(string)`, `email must be string: ${JSON.stringify(ids.email)}`);
+        else if (!EMAIL_RE.test(ids.email))
+          add(errors, `${p}.identifiers.*.regexp(${EMAIL_RULE})`, `not a valid email address: ${ids.email}`);
       }
-      if (ids.uuid !== undefined && typeof ids.uuid !== 'string') add(errors, `${p}.identifiers.*.type(string)`, `uuid must be string: ${JSON.stringify(ids.uuid)}`);
+      if (ids.uuid !== undefined && typeof ids.uuid !== 'string')
+        add(errors, `${p}.identifiers.*.type(string)`, `uuid must be string: ${JSON.stringify(ids.uuid)}`);
     }
   }
 
@@ -111,7 +115,8 @@ export function validateUser(u: unknown, i: number, errors: Errors, rejectRate: 
       checkValues(errors, `${p}.attributes`, a, new Set(['custom']));
       for (const [k, t] of Object.entries(DEFAULT_ATTR_TYPES)) {
         const v = a[k];
-        if (v !== undefined && v !== null && typeof v !== t) add(errors, `${p}.attributes.${k}.type(${t})`, `${k} must be ${t}: ${JSON.stringify(v)}`);
+        if (v !== undefined && v !== null && typeof v !== t)
+          add(errors, `${p}.attributes.${k}.type(${t})`, `${k} must be ${t}: ${JSON.stringify(v)}`);
       }
       if (a.birthday !== undefined && a.birthday !== null) {
         const b = a.birthday;

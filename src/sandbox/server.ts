@@ -15,14 +15,7 @@ import { isRejectedEmail, normaliseEmail } from './insider.js';
 import { createInsiderApi, INSIDER_MAX_BODY_BYTES, INSIDER_MAX_USERS } from './insider-api.js';
 import { STREAM, mix32, mulberry32, type Rng } from './prng.js';
 import { createYotpoApi, REVIEWS_MAX_COUNT, YOTPO_RATE_LIMIT_HEADERS } from './yotpo-api.js';
-import type {
-  RecordedRequest,
-  Sandbox,
-  SandboxApi,
-  SandboxFaults,
-  SandboxOptions,
-  SandboxStats,
-} from './types.js';
+import type { RecordedRequest, Sandbox, SandboxApi, SandboxFaults, SandboxOptions, SandboxStats } from './types.js';
 
 export { INSIDER_MAX_BODY_BYTES, INSIDER_MAX_USERS, REVIEWS_MAX_COUNT };
 const OTHER_MAX_BODY_BYTES = 1_000_000;
@@ -122,7 +115,8 @@ function sleep(ms: number): Promise<void> {
 export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const nCustomers = opts.customers;
   const nReviews = opts.reviews;
-  if (!Number.isSafeInteger(nCustomers) || nCustomers < 0) throw new RangeError(`customers must be a non-negative integer, got ${nCustomers}`);
+  if (!Number.isSafeInteger(nCustomers) || nCustomers < 0)
+    throw new RangeError(`customers must be a non-negative integer, got ${nCustomers}`);
   if (!Number.isSafeInteger(nReviews) || nReviews < 0) throw new RangeError(`reviews must be a non-negative integer, got ${nReviews}`);
   const seed = opts.seed ?? 1;
   const record = opts.recordUsers ?? true;
@@ -189,12 +183,20 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   function injectedFailure(api: SandboxApi): Reply {
     const u = faultRng();
     if (u < 1 / 3) {
-      return json(500, api === 'insider'
-        ? { success: false, message: 'The request processing has failed because of an unknown error.' }
-        : { error: 'internal server error' });
+      return json(
+        500,
+        api === 'insider'
+          ? { success: false, message: 'The request processing has failed because of an unknown error.' }
+          : { error: 'internal server error' },
+      );
     }
     if (u < 2 / 3) {
-      return { status: 502, body: null, text: '<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>', headers: { 'content-type': 'text/html' } };
+      return {
+        status: 502,
+        body: null,
+        text: '<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>',
+        headers: { 'content-type': 'text/html' },
+      };
     }
     return json(503, { error: 'Temporarily unavailable, please try again later.' });
   }
@@ -219,7 +221,10 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
         }
         if (!isPlainObject(f)) return send(res, json(400, { error: 'body must be a JSON object' }));
         applyFaults(f as SandboxFaults);
-        return send(res, json(200, { ...faults, badRequestEmails: [...faults.badRequestEmails], ...insiderApi.faultState(), ...yotpoApi.faults() }));
+        return send(
+          res,
+          json(200, { ...faults, badRequestEmails: [...faults.badRequestEmails], ...insiderApi.faultState(), ...yotpoApi.faults() }),
+        );
       }
       case 'POST /__sandbox/expire-tokens':
         yotpoApi.expireTokens();
@@ -228,7 +233,10 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
         doReset();
         return send(res, json(200, { ok: true }));
       default:
-        return send(res, (await insiderApi.control(req.method ?? 'GET', url, body)) ?? json(404, { error: 'unknown sandbox control endpoint' }));
+        return send(
+          res,
+          (await insiderApi.control(req.method ?? 'GET', url, body)) ?? json(404, { error: 'unknown sandbox control endpoint' }),
+        );
     }
   }
 
@@ -295,7 +303,11 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       reply = redirect;
     } else if (fault === 'rate_limit') {
       stats.faults.rateLimited++;
-      reply = json(429, { error: 'rejected: too many requests' }, api === 'insider' ? { 'retry-after': '1' } : { ...YOTPO_RATE_LIMIT_HEADERS });
+      reply = json(
+        429,
+        { error: 'rejected: too many requests' },
+        api === 'insider' ? { 'retry-after': '1' } : { ...YOTPO_RATE_LIMIT_HEADERS },
+      );
     } else if (fault === 'fail') {
       stats.faults.failed++;
       reply = injectedFailure(api);
@@ -322,7 +334,13 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     s.requests++;
     s.byStatus[status] = (s.byStatus[status] ?? 0) + 1;
     if (record) {
-      const rec: RecordedRequest = { api, method: req.method ?? 'GET', path: redactPath(rawUrl), status: reply.status, headers: safeHeaders(req) };
+      const rec: RecordedRequest = {
+        api,
+        method: req.method ?? 'GET',
+        path: redactPath(rawUrl),
+        status: reply.status,
+        headers: safeHeaders(req),
+      };
       if (req.method === 'POST' || body.bytes > 0) rec.bytes = body.bytes;
       if (reply.users !== undefined) rec.users = reply.users;
       if (reply.skipHook !== undefined) rec.skipHook = reply.skipHook;

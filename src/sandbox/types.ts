@@ -25,7 +25,9 @@ export interface SandboxOptions {
   loyaltyPageSizeMax?: number;
 }
 
-export type SandboxFaults = Partial<Pick<SandboxOptions, 'latencyMs' | 'failRate' | 'rateLimitRps' | 'rejectRate' | 'badRequestEmails'>> & InsiderSandboxFaults & YotpoSandboxFaults;
+export type SandboxFaults = Partial<Pick<SandboxOptions, 'latencyMs' | 'failRate' | 'rateLimitRps' | 'rejectRate' | 'badRequestEmails'>> &
+  InsiderSandboxFaults &
+  YotpoSandboxFaults;
 
 /** A user Insider accepted: the user object as received, plus the `skip_hook` of its request (null when absent). */
 export interface ReceivedUser {

@@ -269,7 +269,8 @@ export function createYotpoApi(ctx: YotpoApiContext): YotpoApi {
       case '/api/v2/customers': {
         const idx = customerIndexOf(q.get('customer_email'));
         if (idx === undefined) {
-          if (q.has('customer_id') || q.has('pos_account_id') || q.has('phone_number')) return json(404, { error: 'Could not find customer' });
+          if (q.has('customer_id') || q.has('pos_account_id') || q.has('phone_number'))
+            return json(404, { error: 'Could not find customer' });
           return json(400, { error: 'customer_email, customer_id, pos_account_id or phone_number is required' });
         }
         if (idx === null) return json(404, { error: 'Could not find customer' });
@@ -316,7 +317,8 @@ export function createYotpoApi(ctx: YotpoApiContext): YotpoApi {
     const since = q.get('since_updated_at');
     if (since !== null && since !== '') {
       sinceMs = Date.parse(since);
-      if (Number.isNaN(sinceMs)) return json(400, { status: { code: 400, message: 'invalid since_updated_at', error_type: 'Bad Request' } });
+      if (Number.isNaN(sinceMs))
+        return json(400, { status: { code: 400, message: 'invalid since_updated_at', error_type: 'Bad Request' } });
     }
     const index = reviewIndex(sinceMs, q.get('deleted') === 'true');
     const n = index ? index.length : nReviews;

@@ -106,7 +106,8 @@ export async function* archiveSource(ctx: RunContext, plan: ForwardPlan): AsyncG
   let after = plan.position.current;
   const flush = async function* (): AsyncGenerator<Item<ForwardTag>> {
     for await (const item of chunk.flush(ledger)) {
-      if (item.kind === 'send') yield { ...item, tag: { ...item.tag, lines: item.tag.events.flatMap((queued) => lineOf(queued.ref.key) ?? []) } };
+      if (item.kind === 'send')
+        yield { ...item, tag: { ...item.tag, lines: item.tag.events.flatMap((queued) => lineOf(queued.ref.key) ?? []) } };
       else {
         // A skipped event's line is finished: the position may pass it.
         const seq = item.kind === 'skip' && item.key ? lineOf(item.key) : undefined;
@@ -143,12 +144,22 @@ export async function* archiveSource(ctx: RunContext, plan: ForwardPlan): AsyncG
   yield* flush();
 }
 
-function* lineItems(ctx: RunContext, plan: ForwardPlan, { line, position }: ArchiveLine, chunk: EventChunk, lines: Map<string, number[]>): Generator<Item<ForwardTag>> {
+function* lineItems(
+  ctx: RunContext,
+  plan: ForwardPlan,
+  { line, position }: ArchiveLine,
+  chunk: EventChunk,
+  lines: Map<string, number[]>,
+): Generator<Item<ForwardTag>> {
   const seq = plan.position.next();
   ctx.summary.events.read++;
   const read = readEventLine(line, seq, { ...plan.lineOptions, now: new Date() }, ctx);
   if ('kind' in read) {
-    if (read.kind === 'reject') yield { ...read, record: { received_at: new Date().toISOString(), reason: read.reason, raw: line.slice(0, 4096), archive: position } };
+    if (read.kind === 'reject')
+      yield {
+        ...read,
+        record: { received_at: new Date().toISOString(), reason: read.reason, raw: line.slice(0, 4096), archive: position },
+      };
     else yield read as Item<ForwardTag>;
   } else {
     plan.position.addEvent(seq);

@@ -30,5 +30,17 @@ export interface EventAuditInput {
 
 export function eventAudit(events: readonly EventAuditInput[]): AuditRows {
   return (status, reason) =>
-    events.map((event) => eventRow(event.line, status, reason, event.email, event.eventName, event.timestamp, event.params ?? {}, event.attributes ?? {}, event.omitted?.keys()));
+    events.map((event) =>
+      eventRow(
+        event.line,
+        status,
+        reason,
+        event.email,
+        event.eventName,
+        event.timestamp,
+        event.params ?? {},
+        event.attributes ?? {},
+        event.omitted?.keys(),
+      ),
+    );
 }

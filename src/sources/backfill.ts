@@ -8,7 +8,15 @@ import { join } from 'node:path';
 import { limitReached, listed, activeSince, reviewedSince } from '../core/predicates.js';
 import { ReviewAggregator } from '../core/review-aggregates.js';
 import { StringIndex } from '../core/compact.js';
-import { mapAttributes, mapUser, normaliseEmail, toInsiderUser, type FieldWarnings, type FlatAttributes, type InsiderUser } from '../core/transform.js';
+import {
+  mapAttributes,
+  mapUser,
+  normaliseEmail,
+  toInsiderUser,
+  type FieldWarnings,
+  type FlatAttributes,
+  type InsiderUser,
+} from '../core/transform.js';
 import { ApiError, StoreError } from '../errors.js';
 import { holdUntil, privateTempDir, removeTempDir, writeJsonl } from '../io/files.js';
 import { readLines } from '../io/lines.js';
@@ -18,7 +26,14 @@ import type { Item } from '../pipeline/items.js';
 import type { RunContext } from '../pipeline/run-pipeline.js';
 import type { BackfillCheckpoint, BackfillTag } from '../state/checkpoint.js';
 import { userAudit } from './audit-rows.js';
-import { allCustomerPages, anniversaryOf, emailLookupPages, LOYALTY_PAGE_SIZE, recentCustomerPages, type LoyaltyPage } from '../yotpo/loyalty.js';
+import {
+  allCustomerPages,
+  anniversaryOf,
+  emailLookupPages,
+  LOYALTY_PAGE_SIZE,
+  recentCustomerPages,
+  type LoyaltyPage,
+} from '../yotpo/loyalty.js';
 import { ReviewsApi, reviewPages } from '../yotpo/reviews.js';
 import type { EmailList } from './email-list.js';
 
@@ -42,7 +57,8 @@ export async function* backfillSource(ctx: RunContext, plan: BackfillPlan): Asyn
   const read = () => ctx.summary.users.read;
 
   if (phase === 'loyalty' && ctx.clients.loyalty) {
-    if (emailList && emailList.invalid > 0) yield { kind: 'skip', unit: 'user', reason: 'invalid email in --emails', count: emailList.invalid };
+    if (emailList && emailList.invalid > 0)
+      yield { kind: 'skip', unit: 'user', reason: 'invalid email in --emails', count: emailList.invalid };
     const seen = new StringIndex();
     let pagesSeen = 0;
     let complete = true;
@@ -52,7 +68,8 @@ export async function* backfillSource(ctx: RunContext, plan: BackfillPlan): Asyn
       pagesSeen++;
       const seq = (checkpoint?.pagesBefore ?? 0) + page.seq;
       for (const email of page.missing ?? []) {
-        if (!aggregator || aggregator.includedCount(email) === 0) yield { kind: 'skip', unit: 'user', reason: 'not a loyalty member', audit: userAudit(email, {}, 'loyalty') };
+        if (!aggregator || aggregator.includedCount(email) === 0)
+          yield { kind: 'skip', unit: 'user', reason: 'not a loyalty member', audit: userAudit(email, {}, 'loyalty') };
       }
       const anniversaries = options.withAnniversary ? await anniversariesOf(ctx, page.customers, options.pagesInFlight) : [];
       let pageComplete = true;
@@ -65,7 +82,12 @@ export async function* backfillSource(ctx: RunContext, plan: BackfillPlan): Asyn
         const email = normaliseEmail(record.email);
         if (!email) {
           const raw = typeof record.email === 'string' ? record.email.trim() : '';
-          yield { kind: 'skip', unit: 'user', reason: raw ? 'invalid email' : 'no email', audit: userAudit(raw, mapAttributes([customer], undefined, transform, new Map()), 'loyalty') };
+          yield {
+            kind: 'skip',
+            unit: 'user',
+            reason: raw ? 'invalid email' : 'no email',
+            audit: userAudit(raw, mapAttributes([customer], undefined, transform, new Map()), 'loyalty'),
+          };
           continue;
         }
         if (seen.find(email) >= 0) {
@@ -108,7 +130,8 @@ function loyaltyListing(ctx: RunContext, { options, checkpoint, emailList, since
   if (emailList) return emailLookupPages(client, emailList.emails, options.pagesInFlight);
   const cursor = checkpoint?.state.cursor ?? null;
   const lastSeenAt = sinceMs === undefined ? undefined : new Date(sinceMs).toISOString().slice(0, 10);
-  if (options.loyaltyEndpoint === 'all') return allCustomerPages(client, options.pagesInFlight, cursor ? Number(cursor) : 1, { lastSeenAt });
+  if (options.loyaltyEndpoint === 'all')
+    return allCustomerPages(client, options.pagesInFlight, cursor ? Number(cursor) : 1, { lastSeenAt });
   return cursor ? resumedAt(recentCustomerPages(client, cursor, {}), cursor) : recentCustomerPages(client, null, {});
 }
 
@@ -123,7 +146,11 @@ async function* resumedAt(pages: AsyncGenerator<LoyaltyPage>, cursor: string): A
   } catch (error) {
     const status = (error as { status?: unknown }).status;
     if (first && error instanceof ApiError && typeof status === 'number' && status >= 400 && status < 500) {
-      throw new ApiError('loyalty', `Yotpo refused the saved cursor ${cursor} (HTTP ${status}); the checkpoint cannot be resumed: run again with --fresh`, status);
+      throw new ApiError(
+        'loyalty',
+        `Yotpo refused the saved cursor ${cursor} (HTTP ${status}); the checkpoint cannot be resumed: run again with --fresh`,
+        status,
+      );
     }
     throw error;
   }
@@ -134,7 +161,10 @@ async function aggregateReviews(ctx: RunContext, aggregator: ReviewAggregator, o
   const api = new ReviewsApi(ctx.clients.reviews!, ctx.config.reviews!);
   let pages = 0;
   let reviews = 0;
-  for await (const page of reviewPages(api, options.pagesInFlight, { signal: ctx.signal, onWarning: (text) => ctx.summary.warnings.push(text) })) {
+  for await (const page of reviewPages(api, options.pagesInFlight, {
+    signal: ctx.signal,
+    onWarning: (text) => ctx.summary.warnings.push(text),
+  })) {
     pages++;
     reviews += page.reviews.length;
     for (const review of page.reviews) aggregator.add(review);
@@ -165,7 +195,11 @@ async function anniversariesOf(ctx: RunContext, customers: readonly unknown[], i
 }
 
 /** Reviewers who are not loyalty customers, with their review attributes alone, from the snapshot. */
-async function* reviewerOnlyUsers(ctx: RunContext, { options, checkpoint, sinceMs, emailList }: BackfillPlan, aggregator: ReviewAggregator | undefined): AsyncGenerator<Item<BackfillTag>> {
+async function* reviewerOnlyUsers(
+  ctx: RunContext,
+  { options, checkpoint, sinceMs, emailList }: BackfillPlan,
+  aggregator: ReviewAggregator | undefined,
+): AsyncGenerator<Item<BackfillTag>> {
   let snapshot = checkpoint?.state.reviewers_file ? checkpoint.snapshotPath : undefined;
   let tempDir: string | undefined;
   try {
@@ -173,13 +207,16 @@ async function* reviewerOnlyUsers(ctx: RunContext, { options, checkpoint, sinceM
       if (!aggregator) return;
       const path = checkpoint ? checkpoint.snapshotPath : join((tempDir = privateTempDir()), 'reviewers.jsonl');
       const list = emailList ? new Set(emailList.emails) : undefined;
-      await writeJsonl(path, (function* () {
-        for (const email of aggregator.unmatched()) {
-          if (aggregator.includedCount(email) > 0 && listed(email, list) && reviewedSince(aggregator.lastUpdatedMs(email), sinceMs)) {
-            yield { email, attributes: aggregator.attributesFor(email, ctx.warnings) };
+      await writeJsonl(
+        path,
+        (function* () {
+          for (const email of aggregator.unmatched()) {
+            if (aggregator.includedCount(email) > 0 && listed(email, list) && reviewedSince(aggregator.lastUpdatedMs(email), sinceMs)) {
+              yield { email, attributes: aggregator.attributesFor(email, ctx.warnings) };
+            }
           }
-        }
-      })());
+        })(),
+      );
       checkpoint?.reviewersListed(path);
       snapshot = path;
     } else if (!existsSync(snapshot)) {

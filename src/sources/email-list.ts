@@ -30,7 +30,9 @@ export async function readEmailList(path: string): Promise<EmailList> {
   const header = (await firstLine(path)).replace(/^\uFEFF/, '');
   const isCsv = header.split(',').some((cell) => cell.trim().replace(/^"|"$/g, '').toLowerCase() === 'email') && header.includes(',');
   if (!isCsv && header.includes(',') && !normaliseEmail(header.split(',')[0])) {
-    throw new UsageError(`--emails ${path} looks like a CSV (its first line has commas) but has no email column: name that column "email", or give one email per line`);
+    throw new UsageError(
+      `--emails ${path} looks like a CSV (its first line has commas) but has no email column: name that column "email", or give one email per line`,
+    );
   }
   const seen = new Set<string>();
   const emails: string[] = [];
@@ -44,7 +46,14 @@ export async function readEmailList(path: string): Promise<EmailList> {
     }
   };
   if (isCsv) {
-    const records = createReadStream(path).pipe(parse({ columns: (names: string[]) => names.map((n) => n.trim().toLowerCase()), bom: true, skip_empty_lines: true, relax_column_count: true }));
+    const records = createReadStream(path).pipe(
+      parse({
+        columns: (names: string[]) => names.map((n) => n.trim().toLowerCase()),
+        bom: true,
+        skip_empty_lines: true,
+        relax_column_count: true,
+      }),
+    );
     for await (const record of records) add((record as Record<string, unknown>).email);
   } else {
     for await (const { text } of readLines(path)) {

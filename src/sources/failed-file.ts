@@ -64,10 +64,14 @@ export async function* failedFileSource(ctx: RunContext, path: string, force: bo
     const ledger = all.length > 0 ? await ctx.ledger() : undefined;
     // A line marked uncertain stays held unless the ledger released its keys (verify --uncertain) or --force.
     const held = (record: FailedLine) =>
-      !force && record.delivery_uncertain === true && eventRefs(record).some((ref) => !['released', 'delivered'].includes(ledger?.stateOf(ref.key) ?? 'unknown'));
+      !force &&
+      record.delivery_uncertain === true &&
+      eventRefs(record).some((ref) => !['released', 'delivered'].includes(ledger?.stateOf(ref.key) ?? 'unknown'));
     const refs = chunk.flatMap(({ record }) => (held(record) ? [] : eventRefs(record).filter((ref) => !taken.has(ref.key))));
     // Without a store (a dry run without Insider variables) nothing is known: every event would be sent.
-    const verdicts = ledger ? await ledger.reserve(refs, { uncertain: force }) : new Map<string, Reservation>(refs.map((ref) => [ref.key, 'reserved']));
+    const verdicts = ledger
+      ? await ledger.reserve(refs, { uncertain: force })
+      : new Map<string, Reservation>(refs.map((ref) => [ref.key, 'reserved']));
     const items = chunk.map(({ record }) => itemFor(record, verdicts, held(record), taken));
     // Keys reserved for a user that is held back after all were never sent: give them back.
     const sending = new Set(items.flatMap((item) => (item.kind === 'send' ? (item.events ?? []).map((ref) => ref.key) : [])));
@@ -97,7 +101,9 @@ export async function* failedFileSource(ctx: RunContext, path: string, force: bo
     }
     const failed = record as FailedLine;
     if (failed.account && account && !sameAccount(failed.account, account)) {
-      throw new StoreError(`line ${lineNumber} was written for ${describeAccount(failed.account)}, but this run writes to ${describeAccount(account)}: retry it with that account's variables`);
+      throw new StoreError(
+        `line ${lineNumber} was written for ${describeAccount(failed.account)}, but this run writes to ${describeAccount(account)}: retry it with that account's variables`,
+      );
     }
     chunk.push({ line: lineNumber, record: failed });
     if (chunk.length >= ctx.options.batchSize) yield* flush();
@@ -109,7 +115,12 @@ export async function* failedFileSource(ctx: RunContext, path: string, force: bo
 function eventRefs(record: FailedLine): EventRef[] {
   const keys = Array.isArray(record.event_keys) ? record.event_keys.map(String) : [];
   const events = Array.isArray(record.user.events) ? record.user.events : [];
-  return keys.map((key, index) => ({ key, email: record.user.identifiers.email, event_name: String(events[index]?.event_name ?? ''), timestamp: String(events[index]?.timestamp ?? '') }));
+  return keys.map((key, index) => ({
+    key,
+    email: record.user.identifiers.email,
+    event_name: String(events[index]?.event_name ?? ''),
+    timestamp: String(events[index]?.timestamp ?? ''),
+  }));
 }
 
 function itemFor(record: FailedLine, verdicts: ReadonlyMap<string, Reservation>, markedHeld: boolean, taken: Set<string>): Item<RetryTag> {
@@ -125,15 +136,32 @@ function itemFor(record: FailedLine, verdicts: ReadonlyMap<string, Reservation>,
       const verdict = verdicts.get(ref.key);
       return verdict === 'delivery uncertain' || verdict === 'in flight elsewhere';
     });
-  if (held) return { kind: 'skip', unit: 'user', reason: 'delivery uncertain', audit, uncertainEvents: refs.length, failedLine: { ...record, delivery_uncertain: true } };
+  if (held)
+    return {
+      kind: 'skip',
+      unit: 'user',
+      reason: 'delivery uncertain',
+      audit,
+      uncertainEvents: refs.length,
+      failedLine: { ...record, delivery_uncertain: true },
+    };
   const keep = refs.map((ref, index) => ({ ref, index })).filter(({ ref }) => verdicts.get(ref.key) === 'reserved' && !taken.has(ref.key));
   for (const { ref } of keep) taken.add(ref.key);
   if (keep.length === 0) return { kind: 'skip', unit: 'user', reason: 'already delivered', audit };
   const events = keep.map(({ index }) => user.events![index]!);
   const sent: InsiderUser = { ...user, events };
-  return { kind: 'send', user: sent, tag: { eventKeys: keep.map(({ ref }) => ref.key) }, events: keep.map(({ ref }) => ref), audit: userAudit(email, sent, 'retry') };
+  return {
+    kind: 'send',
+    user: sent,
+    tag: { eventKeys: keep.map(({ ref }) => ref.key) },
+    events: keep.map(({ ref }) => ref),
+    audit: userAudit(email, sent, 'retry'),
+  };
 }
 
 function sameAccount(a: Account, b: Account): boolean {
-  return a.partner.toLowerCase() === b.partner.toLowerCase() && a.url.replace(/\/+$/, '').toLowerCase() === b.url.replace(/\/+$/, '').toLowerCase();
+  return (
+    a.partner.toLowerCase() === b.partner.toLowerCase() &&
+    a.url.replace(/\/+$/, '').toLowerCase() === b.url.replace(/\/+$/, '').toLowerCase()
+  );
 }

@@ -9,7 +9,16 @@ import type { Item } from '../pipeline/items.js';
 import type { RunContext } from '../pipeline/run-pipeline.js';
 import type { ResendChoice } from '../state/ledger.js';
 import { eventAudit } from './audit-rows.js';
-import { auditInput, EventChunk, filterReason, newestAttributes, readEventLine, type EventFilters, type EventTag, type QueuedEvent } from './webhook-events.js';
+import {
+  auditInput,
+  EventChunk,
+  filterReason,
+  newestAttributes,
+  readEventLine,
+  type EventFilters,
+  type EventTag,
+  type QueuedEvent,
+} from './webhook-events.js';
 
 export interface ReplayPlan {
   /** A file path (stdin is spooled to a private file first: it is read twice). */
@@ -28,7 +37,12 @@ export async function* replaySource(ctx: RunContext, plan: ReplayPlan): AsyncGen
   if (!ledger) ctx.reporter.info('no Insider variables: the ledger is not read, so events delivered before are listed as would_send');
   const sendable = (queued: QueuedEvent) => {
     const state = ledger?.stateOf(queued.ref.key);
-    return (state === undefined || state === 'released' || (state === 'delivered' && plan.resend.delivered) || (state === 'uncertain' && plan.resend.uncertain));
+    return (
+      state === undefined ||
+      state === 'released' ||
+      (state === 'delivered' && plan.resend.delivered) ||
+      (state === 'uncertain' && plan.resend.uncertain)
+    );
   };
 
   // Pass 1: the line of each user's newest event that will be sent.

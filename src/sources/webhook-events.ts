@@ -36,7 +36,8 @@ export interface EventFilters {
 
 /** Why an event is not sent before the ledger is asked, or null. */
 export function filterReason(queued: QueuedEvent, filters: EventFilters): string | null {
-  if ((filters.fromMs !== undefined && queued.epochMs < filters.fromMs) || (filters.toMs !== undefined && queued.epochMs > filters.toMs)) return 'outside --from/--to';
+  if ((filters.fromMs !== undefined && queued.epochMs < filters.fromMs) || (filters.toMs !== undefined && queued.epochMs > filters.toMs))
+    return 'outside --from/--to';
   if (filters.only && !filters.only.has(queued.event.event_name) && !filters.only.has(queued.yotpoName)) return 'not in --only';
   return null;
 }
@@ -65,9 +66,16 @@ export function readEventLine(text: string, line: number, options: LineOptions, 
   const parsed = parseWebhookLine(text, options, omitted);
   for (const [key, count] of omitted) ctx.warnings.set(key, (ctx.warnings.get(key) ?? 0) + count);
   if (parsed.kind === 'rejected') {
-    return { kind: 'reject', line, reason: parsed.reason, raw: text, audit: (status, reason) => eventAudit([{ line }])(status, `${reason}: ${parsed.detail}`) };
+    return {
+      kind: 'reject',
+      line,
+      reason: parsed.reason,
+      raw: text,
+      audit: (status, reason) => eventAudit([{ line }])(status, `${reason}: ${parsed.detail}`),
+    };
   }
-  if (parsed.kind === 'skipped') return { kind: 'skip', unit: 'event', reason: parsed.reason, audit: eventAudit([{ line, email: parsed.email }]) };
+  if (parsed.kind === 'skipped')
+    return { kind: 'skip', unit: 'event', reason: parsed.reason, audit: eventAudit([{ line, email: parsed.email }]) };
   return {
     line,
     yotpoName: parsed.yotpoName,
@@ -107,7 +115,12 @@ export class EventChunk {
     const chunk = this.byEmail;
     this.byEmail = new Map();
     if (chunk.size === 0) return;
-    const verdicts = ledger ? await ledger.reserve([...chunk.values()].flat().map((queued) => queued.ref), this.resend) : undefined;
+    const verdicts = ledger
+      ? await ledger.reserve(
+          [...chunk.values()].flat().map((queued) => queued.ref),
+          this.resend,
+        )
+      : undefined;
     // Keys reserved for users the run has not taken yet: a run that stops early gives them back
     // (they were never sent), instead of leaving them in flight for the next run to call uncertain.
     const notTaken = new Set([...(verdicts ?? [])].filter(([, verdict]) => verdict === 'reserved').map(([key]) => key));
@@ -118,7 +131,11 @@ export class EventChunk {
     }
   }
 
-  private async *items(chunk: Map<string, QueuedEvent[]>, verdicts: ReadonlyMap<string, Reservation> | undefined, notTaken: Set<string>): AsyncGenerator<Item<EventTag>> {
+  private async *items(
+    chunk: Map<string, QueuedEvent[]>,
+    verdicts: ReadonlyMap<string, Reservation> | undefined,
+    notTaken: Set<string>,
+  ): AsyncGenerator<Item<EventTag>> {
     // One event twice in a chunk (a delivery Yotpo repeated): the first is sent, the second skipped.
     const taken = new Set<string>();
     for (const [email, queued] of chunk) {
@@ -142,14 +159,31 @@ export class EventChunk {
           reason: LEDGER_REASON[verdict],
           key: event.ref.key,
           audit: eventAudit([auditInput(event)]),
-          ...(verdict === 'delivery uncertain' ? { failedLine: { user, error: 'Insider may hold this event already (an earlier delivery was uncertain)', status: null, attempts: 0, delivery_uncertain: true, event_keys: [event.ref.key] } } : {}),
+          ...(verdict === 'delivery uncertain'
+            ? {
+                failedLine: {
+                  user,
+                  error: 'Insider may hold this event already (an earlier delivery was uncertain)',
+                  status: null,
+                  attempts: 0,
+                  delivery_uncertain: true,
+                  event_keys: [event.ref.key],
+                },
+              }
+            : {}),
         };
       }
       if (reserved.length === 0) continue;
       reserved.sort((a, b) => a.epochMs - b.epochMs || a.line - b.line);
       const user = toInsiderUser(email, this.attributesOf(email, reserved));
       user.events = reserved.map((queued) => queued.event);
-      yield { kind: 'send', user, tag: { email, events: reserved }, events: reserved.map((queued) => queued.ref), audit: eventAudit(reserved.map(auditInput)) };
+      yield {
+        kind: 'send',
+        user,
+        tag: { email, events: reserved },
+        events: reserved.map((queued) => queued.ref),
+        audit: eventAudit(reserved.map(auditInput)),
+      };
       // Resumed: the run took this user (a run that stops resumes this generator with a return instead).
       for (const queued of reserved) notTaken.delete(queued.ref.key);
     }

@@ -103,7 +103,13 @@ export class BackfillCheckpoint {
       }
       this.tookOverFrom = lock.tookOverFrom;
     }
-    let saved = fresh ? undefined : readState(this.file);
+    let saved: BackfillState | undefined;
+    try {
+      saved = fresh ? undefined : readState(this.file);
+    } catch (error) {
+      this.release(); // an unreadable checkpoint stops this run: it must not keep the lock
+      throw error;
+    }
     if (saved?.phase === 'done') saved = undefined;
     this.resumed = saved !== undefined;
     const now = new Date().toISOString();

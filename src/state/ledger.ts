@@ -136,7 +136,17 @@ export class Ledger {
         const verdict = this.verdictFor(ref.key, resend);
         verdicts.set(ref.key, verdict);
         if (verdict === 'reserved') {
-          records.push({ k: ref.key, s: 'f', r: this.runId, p: process.pid, h: hostname(), t: sentAt, e: ref.email, n: ref.event_name, ts: ref.timestamp });
+          records.push({
+            k: ref.key,
+            s: 'f',
+            r: this.runId,
+            p: process.pid,
+            h: hostname(),
+            t: sentAt,
+            e: ref.email,
+            n: ref.event_name,
+            ts: ref.timestamp,
+          });
         }
       }
       if (this.writable) this.append(records);
@@ -157,7 +167,14 @@ export class Ledger {
     const list: UncertainEntry[] = [];
     for (const [key, entry] of this.entries) {
       if (typeof entry === 'string' || entry.s !== 'u') continue;
-      list.push({ key, email: entry.e ?? '', event_name: entry.n ?? '', timestamp: entry.ts ?? '', run: entry.r ?? '', sent_at: entry.t ?? '' });
+      list.push({
+        key,
+        email: entry.e ?? '',
+        event_name: entry.n ?? '',
+        timestamp: entry.ts ?? '',
+        run: entry.r ?? '',
+        sent_at: entry.t ?? '',
+      });
     }
     return list;
   }
@@ -166,7 +183,12 @@ export class Ledger {
   async close(): Promise<void> {
     if (!this.writable || this.writes === 0) return;
     await this.locked(() => {
-      const meta: LedgerMeta = { format: 1, records: this.records, delivered: this.counts().delivered, updated_at: new Date().toISOString() };
+      const meta: LedgerMeta = {
+        format: 1,
+        records: this.records,
+        delivered: this.counts().delivered,
+        updated_at: new Date().toISOString(),
+      };
       writeFileAtomic(join(this.dir, META), `${JSON.stringify(meta, null, 2)}\n`, 'the ledger summary');
     });
   }
@@ -243,7 +265,7 @@ export class Ledger {
 
   private append(records: readonly LogRecord[]): void {
     if (records.length === 0) return;
-    const text = records.map((record) => JSON.stringify(record)).join('\n') + '\n';
+    const text = `${records.map((record) => JSON.stringify(record)).join('\n')}\n`;
     const fd = openPrivate(this.path, { append: true, what: 'the ledger' });
     try {
       writeDurably(fd, text);

@@ -60,7 +60,8 @@ export function tryLock(path: string, me: LockHolder): Acquired {
     }
     return { acquired: true };
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new LocalFileError(`cannot create the lock ${path}: ${(error as Error).message}`);
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw new LocalFileError(`cannot create the lock ${path}: ${(error as Error).message}`);
   }
   const holder = readHolder(path);
   // A lock file with no readable holder was torn by a crash mid-write: as dead as a dead pid.
@@ -93,7 +94,9 @@ export async function withShortLock<T>(path: string, work: () => T, { patienceMs
     const attempt = tryLock(path, me);
     if (attempt.acquired) break;
     if (waited >= patienceMs) {
-      throw new LocalFileError(`the lock ${path} has been held for ${patienceMs / 1000} s by ${attempt.holder ? describeHolder(attempt.holder) : 'an unknown process'}`);
+      throw new LocalFileError(
+        `the lock ${path} has been held for ${patienceMs / 1000} s by ${attempt.holder ? describeHolder(attempt.holder) : 'an unknown process'}`,
+      );
     }
     await sleep(delay);
     waited += delay;

@@ -18,7 +18,7 @@ export function writeSample(store: StateStore, runId: string, users: readonly Sa
   const name = `samples/${runId}.jsonl`;
   const fd = openPrivate(store.path(name), { what: 'the verify sample' });
   try {
-    writeDurably(fd, users.map((user) => JSON.stringify(user)).join('\n') + '\n');
+    writeDurably(fd, `${users.map((user) => JSON.stringify(user)).join('\n')}\n`);
   } finally {
     closeSync(fd);
   }

@@ -70,7 +70,10 @@ export class StateStore {
     readonly writable: boolean,
     readonly runs: RunLog,
   ) {
-    this.runId = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+    this.runId = `${new Date()
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
   }
 
   static open(options: OpenStoreOptions): StateStore {
@@ -84,7 +87,11 @@ export class StateStore {
     }
     if (options.writable && !recorded) {
       makePrivateDir(dir);
-      writeFileAtomic(join(dir, ACCOUNT_FILE), `${JSON.stringify({ format: 1, ...normaliseAccount(options.account), created_at: new Date().toISOString() }, null, 2)}\n`, 'the state folder');
+      writeFileAtomic(
+        join(dir, ACCOUNT_FILE),
+        `${JSON.stringify({ format: 1, ...normaliseAccount(options.account), created_at: new Date().toISOString() }, null, 2)}\n`,
+        'the state folder',
+      );
     }
     return new StateStore(dir, options.account, options.writable, new RunLog(dir, options.writable));
   }

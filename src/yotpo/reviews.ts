@@ -160,11 +160,7 @@ function reviewId(review: unknown): number | string | undefined {
  * run stops rather than aggregate part of the list; a page whose reviews were all seen before ends
  * the list with a warning; past `maxPages` the run stops.
  */
-export async function* reviewPages(
-  api: ReviewsApi,
-  inFlight: number,
-  options: ReviewPagesOptions = {},
-): AsyncGenerator<ReviewPage> {
+export async function* reviewPages(api: ReviewsApi, inFlight: number, options: ReviewPagesOptions = {}): AsyncGenerator<ReviewPage> {
   const maxPages = options.maxPages ?? REVIEWS_MAX_PAGES;
   const fetch = (page: number) => api.page(page, options.sinceUpdatedAt);
   function* requests() {
