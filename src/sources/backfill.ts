@@ -63,7 +63,16 @@ export async function* backfillSource(ctx: RunContext, plan: BackfillPlan): Asyn
     let pagesSeen = 0;
     let complete = true;
     let held = 0;
-    const onHeld = (page: LoyaltyPage) => ctx.progress({ held: (held += page.customers.length) });
+    let reviewsDone = false;
+    // Once the aggregates are complete nothing is held any more: the spill is being sent.
+    const onHeld = (page: LoyaltyPage) => ctx.progress({ held: reviewsDone ? 0 : (held += page.customers.length) });
+    reviews.then(
+      () => {
+        reviewsDone = true;
+        ctx.progress({ held: 0 });
+      },
+      () => undefined,
+    );
     for await (const page of holdUntil(loyaltyListing(ctx, plan), reviews, onHeld)) {
       pagesSeen++;
       const seq = (checkpoint?.pagesBefore ?? 0) + page.seq;
