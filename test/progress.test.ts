@@ -272,7 +272,8 @@ describe('a sandbox backfill', () => {
             if (phase.includes(name)) phases.add(name);
           }
           etaSeen ||= /^customers [█░]{24} [\d,]+ of 3,000 read · [\d,]+ done \(\d+%\) · ETA \d+s$/.test(records);
-          rateSeen ||= /^users [\d,]+ sent · [\d,]+ confirmed · 0 failed · [\d,]+\/s \(last 20 s\)( · limited by loyalty: 5 req\/s.*)?$/.test(users);
+          rateSeen ||=
+            /^users [\d,]+ sent · [\d,]+ confirmed · 0 failed · [\d,]+\/s \(last 20 s\)( · limited by loyalty: 5 req\/s.*)?$/.test(users);
         },
       },
     );
