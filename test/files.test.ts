@@ -25,7 +25,8 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { after, describe, test } from 'node:test';
 import { parse } from 'csv-parse/sync';
-import { AuditCsv, EVENT_COLUMNS, eventRow, USER_COLUMNS, userRow } from '../src/io/csv.js';
+import { EVENT_COLUMNS, eventRow, USER_COLUMNS, userRow } from '../src/core/audit-row.js';
+import { AuditCsv } from '../src/io/csv.js';
 import { makePrivateDir, writeFileAtomic } from '../src/io/durable.js';
 import {
   assertWritable,
@@ -44,6 +45,7 @@ import { LocalFileError } from '../src/errors.js';
 
 const FILES_MODULE = fileURLToPath(new URL('../src/io/files.ts', import.meta.url));
 const CSV_MODULE = fileURLToPath(new URL('../src/io/csv.ts', import.meta.url));
+const ROW_MODULE = fileURLToPath(new URL('../src/core/audit-row.ts', import.meta.url));
 const HAS_DEV_FULL = existsSync('/dev/full') ? false : 'no /dev/full on this system';
 const HAS_MKFIFO = spawnSync('mkfifo', ['--version']).error ? 'no mkfifo on this system' : false;
 
@@ -456,7 +458,8 @@ describe('audit CSV', () => {
   });
 
   test('a real pipe closed by its reader (| head -1): the process stops quietly with exit 0', async () => {
-    const script = `import { AuditCsv, USER_COLUMNS, userRow } from ${JSON.stringify(CSV_MODULE)};
+    const script = `import { AuditCsv } from ${JSON.stringify(CSV_MODULE)};
+      import { USER_COLUMNS, userRow } from ${JSON.stringify(ROW_MODULE)};
       const csv = new AuditCsv('-', USER_COLUMNS, process.stdout, { onStdoutClosed: () => process.stderr.write('stdout closed\\n') });
       for (let i = 0; i < 10_000_000 && !csv.stdoutClosed; i++) {
         csv.write(userRow('would_send', '', 'u' + i + '@example.com', { name: 'x'.repeat(100) }));

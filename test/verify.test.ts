@@ -26,7 +26,8 @@ import {
 } from '../src/core/verify.js';
 import { AuthError } from '../src/errors.js';
 import { normaliseProfileAttributes, ProfilePacer, readProfile, type ProfileQuota } from '../src/insider/profile.js';
-import { AuditCsv, USER_COLUMNS, userRow } from '../src/io/csv.js';
+import { USER_COLUMNS, userRow } from '../src/core/audit-row.js';
+import { AuditCsv } from '../src/io/csv.js';
 import { ApiClient, newRequestCounters } from '../src/io/http.js';
 import { DEFAULT_RETRY_POLICY } from '../src/io/retry.js';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../src/sandbox/index.js';

@@ -2,10 +2,11 @@
 // known), a record skipped for a counted reason, or an input line rejected. The one vocabulary
 // between sources and the run pipeline.
 
+import type { AuditStatus } from '../core/audit-row.js';
 import type { InsiderUser } from '../core/transform.js';
-import type { EventRef } from '../state/ledger.js';
 
-export type AuditStatus = 'would_send' | 'sent' | 'failed' | 'uncertain' | 'skipped' | 'rejected';
+export type { AuditStatus };
+import type { EventRef } from '../state/ledger.js';
 
 /** The audit CSV rows of an item once its status is known (a user row, or one row per event). */
 export type AuditRows = (status: AuditStatus, reason: string) => string[][];

@@ -3,7 +3,7 @@
 // be told apart from a value that was dropped; one row per input line for replay.
 
 import { flattenAttributes, type FieldWarnings, type FlatAttributes, type InsiderUser } from '../core/transform.js';
-import { EVENT_COLUMNS, USER_COLUMNS, eventRow, userRow } from '../io/csv.js';
+import { EVENT_COLUMNS, USER_COLUMNS, eventRow, userRow } from '../core/audit-row.js';
 import type { AuditRows } from '../pipeline/items.js';
 
 export type UserSource = 'loyalty' | 'reviewer' | 'retry';
