@@ -118,7 +118,7 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
     sweepStaleTempDirs();
     const needs = options.dryRun ? spec.needs : [...spec.needs, 'insider' as const];
     const config = loadConfig(needs, io);
-    const clients = makeClients(config, options, spec.yotpoRps ?? {}, reporter, stop.signal);
+    const clients = makeClients(config, options, spec.yotpoRps ?? {}, reporter, { stop: stop.signal });
     const store = config.insider
       ? StateStore.open({
           account: { partner: config.insider.partnerName, url: config.insider.url },
@@ -167,8 +167,11 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
     ctx = context;
     await spec.prepare?.(context);
     if (spec.schema && config.insider) {
-      // A dry run has no upload client; the metadata read is harmless, so it gets a client of its own.
-      const reader = clients.insider ?? makeClients(config, { ...options, dryRun: false }, {}, reporter).insider!;
+      // A client of its own: a dry run has no upload client, and a signal must stop this read (never an upload).
+      const reader = makeClients(config, { ...options, dryRun: false }, {}, reporter, {
+        insiderStop: stop.signal,
+        counters: clients.counters,
+      }).insider!;
       await checkPanel(reader, spec.schema, { dryRun: options.dryRun, allowMissing: options.allowMissingSchema, reporter });
     }
     // A dry run whose CSV reader went away (`--out - | head`) has nothing left to do: it stops quietly.

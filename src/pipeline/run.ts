@@ -57,12 +57,23 @@ export function makeClients(
   options: Pick<CommonOptions, 'maxAttempts' | 'retryBaseMs' | 'maxRetryAfter' | 'timeout' | 'insiderRps' | 'dryRun'>,
   rps: Partial<Record<ApiName, number>>,
   reporter: Reporter,
-  stop?: AbortSignal,
+  {
+    stop,
+    insiderStop,
+    counters = newRequestCounters(),
+  }: {
+    /** Stops Yotpo requests and their waits. */
+    stop?: AbortSignal | undefined;
+    /** Only for reads (the schema check): uploads in flight are never aborted, they may finish. */
+    insiderStop?: AbortSignal | undefined;
+    /** Shared with another set of clients, so the summary counts every request. */
+    counters?: RequestCounters;
+  } = {},
 ): Clients {
   const common = {
     retry: retryPolicy(options),
     timeoutMs: options.timeout,
-    counters: newRequestCounters(),
+    counters,
     ...(reporter.verboseEnabled ? { log: reporter.verbose } : {}),
   };
   const stoppable = stop ? { signal: stop } : {};
@@ -90,6 +101,7 @@ export function makeClients(
   if (config.insider && !options.dryRun) {
     clients.insider = new ApiClient({
       ...common,
+      ...(insiderStop ? { signal: insiderStop } : {}),
       api: 'insider',
       baseUrl: config.insider.url,
       headers: insiderHeaders(config.insider),
