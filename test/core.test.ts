@@ -93,7 +93,7 @@ describe('backfill checkpoint', () => {
   const scope: BackfillScope = { loyalty: true, reviews: true, since: null, endpoint: 'recent', withAnniversary: false };
   const source = yotpoSource({ url: 'https://loyalty.example', guid: 'guid-1' }, { url: 'https://api.example', appKey: 'app-1' });
   const account = { partner: 'brand', url: 'https://unification.example' };
-  const openStore = (dir: string, writable = true) => StateStore.open({ account, dir, env: {}, cwd: dir, writable, command: 'backfill' });
+  const openStore = (dir: string, writable = true) => StateStore.open({ account, dir, env: {}, cwd: dir, writable });
   const storeDir = () => mkdtempSync(join(tmpdir(), 'yotpo-insider-core-'));
   const saved = (checkpoint: BackfillCheckpoint) => JSON.parse(readFileSync(checkpoint.file, 'utf8'));
 

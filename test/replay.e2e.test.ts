@@ -553,7 +553,6 @@ describe('replay of the fixture over the sandbox', () => {
       env: { YOTPO_INSIDER_STATE_DIR: join(cwd, '.state') },
       cwd,
       writable: true,
-      command: 'replay',
     });
     const ledger = await store.ledger();
     await ledger.reserve([

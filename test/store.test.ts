@@ -203,22 +203,20 @@ describe('account folders', () => {
   test('one folder per account; a folder of another account is refused naming both', (t) => {
     const root = folder(t);
     const env = { YOTPO_INSIDER_STATE_DIR: root };
-    const store = StateStore.open({ account: brand, env, cwd: root, writable: true, command: 'replay' });
+    const store = StateStore.open({ account: brand, env, cwd: root, writable: true });
     const same = StateStore.open({
       account: { partner: ' brand ', url: 'https://unification.useinsider.com/' },
       env,
       cwd: root,
       writable: true,
-      command: 'replay',
     });
     assert.equal(same.dir, store.dir, 'the partner name and URL are compared normalised');
-    const other = StateStore.open({ account: { ...brand, partner: 'other-brand' }, env, cwd: root, writable: true, command: 'replay' });
+    const other = StateStore.open({ account: { ...brand, partner: 'other-brand' }, env, cwd: root, writable: true });
     const sandbox = StateStore.open({
       account: { ...brand, url: 'http://127.0.0.1:4010' },
       env,
       cwd: root,
       writable: true,
-      command: 'replay',
     });
     assert.equal(new Set([store.dir, other.dir, sandbox.dir]).size, 3, 'another partner or URL is another folder');
     assert.match(
@@ -234,7 +232,6 @@ describe('account folders', () => {
           env,
           cwd: root,
           writable: false,
-          command: 'status',
         }),
       (error: Error & { exitCode?: number }) =>
         error instanceof StoreError &&
@@ -252,7 +249,6 @@ describe('account folders', () => {
       env: { YOTPO_INSIDER_STATE_DIR: join(root, 'state') },
       cwd: root,
       writable: false,
-      command: 'backfill',
     });
     assert.deepEqual(store.checkpointFiles(), []);
     assert.throws(() => readFileSync(join(store.dir, 'account.json')), /ENOENT/);

@@ -31,16 +31,7 @@ export async function runListen(given: Partial<ListenOptions>, io: Io, control: 
   const reporter = new Reporter(io, { quiet: options.quiet, verbose: options.verbose });
   const config = loadConfig(options.forward ? ['insider'] : [], io);
   checkBindAllowed(options.host, config.webhookToken);
-  const store = config.insider
-    ? StateStore.open({
-        account: { partner: config.insider.partnerName, url: config.insider.url },
-        ...(options.state ? { dir: options.state } : {}),
-        env: config.env,
-        cwd: io.cwd,
-        writable: true,
-        command: 'listen',
-      })
-    : undefined;
+  const store = StateStore.forConfig(config, { state: options.state, cwd: io.cwd, writable: true });
   if (!options.archive && !store)
     throw new UsageError(
       '--no-forward without Insider variables needs --archive <dir> (by default the archive lives in the account’s state folder)',

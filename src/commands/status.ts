@@ -13,14 +13,7 @@ export async function runStatus(options: Partial<StatusOptions>, io: Io): Promis
   const config = loadConfig([], io);
   if (!config.insider)
     throw new UsageError('status needs INSIDER_PARTNER_NAME and INSIDER_API_KEY: the state store is kept per Insider account');
-  const store = StateStore.open({
-    account: { partner: config.insider.partnerName, url: config.insider.url },
-    ...(options.state ? { dir: options.state } : {}),
-    env: config.env,
-    cwd: io.cwd,
-    writable: false,
-    command: 'status',
-  });
+  const store = StateStore.forConfig(config, { state: options.state, cwd: io.cwd, writable: false })!;
   const checkpoints = store.checkpointFiles().flatMap((file) => {
     const state = readState(file);
     return state

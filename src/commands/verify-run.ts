@@ -11,15 +11,7 @@ import { runVerify } from './verify.js';
 
 export async function runVerifyCommand(options: Partial<VerifyCliOptions>, io: Io, control: RunControl = {}): Promise<number> {
   const config = loadConfig(['insider'], io);
-  const insider = config.insider!;
-  const store = StateStore.open({
-    account: { partner: insider.partnerName, url: insider.url },
-    ...(options.state ? { dir: options.state } : {}),
-    env: config.env,
-    cwd: io.cwd,
-    writable: options.uncertain === true,
-    command: 'verify',
-  });
+  const store = StateStore.forConfig(config, { state: options.state, cwd: io.cwd, writable: options.uncertain === true })!;
   const { exitCode } = await runVerify(
     {
       sample: options.sample ?? 100,

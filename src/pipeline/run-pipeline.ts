@@ -119,16 +119,7 @@ export async function runPipeline<Tag>(spec: PipelineSpec<Tag>): Promise<RunSumm
     const needs = options.dryRun ? spec.needs : [...spec.needs, 'insider' as const];
     const config = loadConfig(needs, io);
     const clients = makeClients(config, options, spec.yotpoRps ?? {}, reporter, { stop: stop.signal });
-    const store = config.insider
-      ? StateStore.open({
-          account: { partner: config.insider.partnerName, url: config.insider.url },
-          ...(options.state ? { dir: options.state } : {}),
-          env: config.env,
-          cwd: io.cwd,
-          writable: !options.dryRun,
-          command,
-        })
-      : undefined;
+    const store = StateStore.forConfig(config, { state: options.state, cwd: io.cwd, writable: !options.dryRun });
     summary.state_dir = store?.dir ?? null;
     summary.run_id = store && !options.dryRun ? store.runId : null;
     const notice = store ? legacyStateNotice(io.cwd, store.dir) : undefined;

@@ -57,7 +57,6 @@ export interface OpenStoreOptions {
   cwd: string;
   /** A live run writes; a dry run reads what is there and writes nothing. */
   writable: boolean;
-  command: string;
 }
 
 export class StateStore {
@@ -94,6 +93,21 @@ export class StateStore {
       );
     }
     return new StateStore(dir, options.account, options.writable, new RunLog(dir, options.writable));
+  }
+
+  /** The store of the configured Insider account (none without Insider variables). */
+  static forConfig(
+    config: { insider?: { partnerName: string; url: string } | undefined; env: NodeJS.ProcessEnv },
+    { state, cwd, writable }: { state?: string | undefined; cwd: string; writable: boolean },
+  ): StateStore | undefined {
+    if (!config.insider) return undefined;
+    return StateStore.open({
+      account: { partner: config.insider.partnerName, url: config.insider.url },
+      ...(state ? { dir: state } : {}),
+      env: config.env,
+      cwd,
+      writable,
+    });
   }
 
   /** The shared ledger, opened at first use (a backfill never needs it). */
