@@ -129,6 +129,10 @@ function itemFor(record: FailedLine, verdicts: ReadonlyMap<string, Reservation>,
   const email = user.identifiers.email;
   const refs = eventRefs(record);
   const audit = userAudit(email, user, 'retry');
+  // Events without their ledger keys (a hand-made line) cannot be guarded against a second send.
+  if (refs.length === 0 && (user.events?.length ?? 0) > 0) {
+    return { kind: 'skip', unit: 'user', reason: 'events without ledger keys', audit, failedLine: { ...record } };
+  }
   if (refs.length === 0) return { kind: 'send', user, tag: { eventKeys: [] }, audit };
   const held =
     markedHeld ||

@@ -161,6 +161,7 @@ export class EventChunk {
           audit: eventAudit([auditInput(event)]),
           ...(verdict === 'delivery uncertain'
             ? {
+                uncertainEvents: 1,
                 failedLine: {
                   user,
                   error: 'Insider may hold this event already (an earlier delivery was uncertain)',

@@ -7,7 +7,7 @@
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { StoreError } from '../errors.js';
+import { LocalFileError, StoreError } from '../errors.js';
 import { openPrivate, writeDurably, writeFileAtomic } from '../io/durable.js';
 import { holderIsGone, withShortLock } from './lock.js';
 
@@ -236,7 +236,7 @@ export class Ledger {
       while (read < buffer.length) read += readSync(fd, buffer, read, buffer.length - read, this.offset + read);
       const end = buffer.lastIndexOf(0x0a) + 1;
       for (const line of buffer.subarray(0, end).toString('utf8').split('\n')) {
-        if (line) this.apply(JSON.parse(line) as LogRecord);
+        if (line) this.apply(parseRecord(line, this.path));
       }
       this.offset += end;
       if (repair && end < buffer.length) {
@@ -269,12 +269,25 @@ export class Ledger {
     const fd = openPrivate(this.path, { append: true, what: 'the ledger' });
     try {
       writeDurably(fd, text);
+    } catch (error) {
+      // A disk that fills: the run stops with its state saved (exit 3); nothing counts as delivered.
+      throw new LocalFileError(`cannot write the ledger ${this.path}: ${(error as Error).message}`);
     } finally {
       closeSync(fd);
     }
     this.offset += Buffer.byteLength(text);
     for (const record of records) this.apply(record);
     this.writes++;
+  }
+}
+
+function parseRecord(line: string, path: string): LogRecord {
+  try {
+    return JSON.parse(line) as LogRecord;
+  } catch {
+    throw new StoreError(
+      `the ledger ${path} holds a line that is not a record (${line.slice(0, 40)}…): restore it from a backup, or move the account folder away to start over knowingly`,
+    );
   }
 }
 

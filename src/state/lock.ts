@@ -2,11 +2,12 @@
 // never both believe they hold it. A holder whose pid is dead on this host is taken over with a
 // warning; a holder on another host is never presumed dead.
 
-import { closeSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, linkSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalFileError } from '../errors.js';
-import { makePrivateDir, writeDurably, writeFileAtomic } from '../io/durable.js';
+import { makePrivateDir, openPrivate, writeDurably } from '../io/durable.js';
 import { dirname } from 'node:path';
 
 export interface LockHolder {
@@ -20,10 +21,13 @@ export function describeHolder(holder: LockHolder): string {
   return `pid ${holder.pid} on ${holder.host}, started ${holder.started_at}`;
 }
 
+/** When this process started: a holder with this pid but an earlier start is a previous process (a restarted container reuses pids). */
+const PROCESS_STARTED_AT = new Date(performance.timeOrigin).toISOString();
+
 /** Whether `holder` is a process that is certainly gone: its pid is dead on this very host. */
 export function holderIsGone(holder: LockHolder): boolean {
   if (holder.host !== hostname()) return false;
-  if (holder.pid === process.pid) return false;
+  if (holder.pid === process.pid) return holder.started_at !== '' && holder.started_at < PROCESS_STARTED_AT;
   try {
     process.kill(holder.pid, 0);
     return false;
@@ -47,35 +51,81 @@ function readHolder(path: string): LockHolder | undefined {
 
 export type Acquired = { acquired: true; tookOverFrom?: LockHolder } | { acquired: false; holder: LockHolder | undefined };
 
-/** Creates the lock file if nobody holds it (or its holder is gone); never waits. */
+/** A lock file whose holder cannot be read yet is being written, or was torn by a crash this long ago. */
+const TORN_AFTER_MS = 5000;
+
+/**
+ * Creates the lock file if nobody holds it (or its holder is gone); never waits. The holder is
+ * written beside the lock and linked into place, so a lock is never seen without its holder; a
+ * takeover happens under a token only one taker can create, so no live lock is ever removed.
+ */
 export function tryLock(path: string, me: LockHolder): Acquired {
   makePrivateDir(dirname(path));
-  const body = `${JSON.stringify(me)}\n`;
+  const unique = `${process.pid}.${randomBytes(4).toString('hex')}`;
+  const mine = `${path}.${unique}.new`;
+  const fd = openPrivate(mine, { what: 'the lock' });
   try {
-    const fd = openSync(path, 'wx', 0o600);
-    try {
-      writeDurably(fd, body);
-    } finally {
-      closeSync(fd);
+    writeDurably(fd, `${JSON.stringify(me)}\n`);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (link(mine, path)) return { acquired: true };
+      const holder = readHolder(path);
+      if (holder === undefined) {
+        const age = ageMs(path);
+        if (age === undefined) continue; // released meanwhile: try again
+        if (age < TORN_AFTER_MS) return { acquired: false, holder: undefined };
+      } else if (!holderIsGone(holder)) {
+        return { acquired: false, holder };
+      }
+      // The holder is gone. One taker at a time, under a token of its own: it checks the lock still
+      // holds what was judged dead, removes it and links its own, so no live lock is ever moved.
+      const token = `${path}.takeover`;
+      if (!link(mine, token)) {
+        if ((ageMs(token) ?? 0) < TORN_AFTER_MS) return { acquired: false, holder };
+        rmSync(token, { force: true }); // a taker that died mid-takeover
+        if (!link(mine, token)) return { acquired: false, holder };
+      }
+      try {
+        const now = readHolder(path);
+        if (ageMs(path) !== undefined && !sameHolder(now, holder)) return { acquired: false, holder: now };
+        rmSync(path, { force: true });
+        if (link(mine, path)) return { acquired: true, ...(holder ? { tookOverFrom: holder } : {}) };
+      } finally {
+        rmSync(token, { force: true });
+      }
     }
-    return { acquired: true };
+    return { acquired: false, holder: readHolder(path) };
+  } finally {
+    rmSync(mine, { force: true });
+  }
+}
+
+/** Links `from` to `to`; false when `to` exists (the lock is held). */
+function link(from: string, to: string): boolean {
+  try {
+    linkSync(from, to);
+    return true;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
-      throw new LocalFileError(`cannot create the lock ${path}: ${(error as Error).message}`);
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw new LocalFileError(`cannot create the lock ${to}: ${(error as Error).message}`);
   }
-  const holder = readHolder(path);
-  // A lock file with no readable holder was torn by a crash mid-write: as dead as a dead pid.
-  if (holder && !holderIsGone(holder)) return { acquired: false, holder };
-  // Take over: the new holder replaces the old in one rename; reading it back tells which of two
-  // simultaneous takers won.
-  const mine = `${path}.${process.pid}.take`;
-  writeFileAtomic(mine, body);
-  renameSync(mine, path);
-  const now = readHolder(path);
-  if (now?.pid === me.pid && now.host === me.host && now.started_at === me.started_at) {
-    return { acquired: true, ...(holder ? { tookOverFrom: holder } : {}) };
+}
+
+function sameHolder(a: LockHolder | undefined, b: LockHolder | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.pid === b.pid && a.host === b.host && a.started_at === b.started_at;
+}
+
+/** How old the file is; undefined when there is none. */
+function ageMs(path: string): number | undefined {
+  try {
+    return Date.now() - statSync(path).mtimeMs;
+  } catch {
+    return undefined;
   }
-  return { acquired: false, holder: now };
 }
 
 export function unlock(path: string, me: LockHolder): void {
