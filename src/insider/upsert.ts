@@ -2,9 +2,6 @@
 // Insider answers 200 even when some users fail; the failures sit in `fail.errors`, keyed
 // `users.<index>.<path>.<rule>`, and must be mapped back to the users sent.
 
-import type { ApiClient } from '../io/http.js';
-import { requestBody } from '../core/batcher.js';
-
 export const UPSERT_PATH = '/api/user/v1/upsert';
 
 export interface UpsertReading {
@@ -39,9 +36,4 @@ export function readUpsertResponse(body: unknown, userCount: number): UpsertRead
     }
   }
   return { readable: !!data && typeof data === 'object', succeeded: countOf(successful), failed: countOf(fail), errorsByIndex };
-}
-
-export function postUpsert(client: ApiClient, items: readonly { json: string }[], skipHook: boolean) {
-  // 400 is answered to the caller, which splits the batch to find the users it objects to.
-  return client.request({ method: 'POST', path: UPSERT_PATH, body: requestBody(items, skipHook), passStatuses: [400, 413] });
 }
