@@ -17,33 +17,13 @@
 import type { IncomingMessage } from 'node:http';
 import { requiredSchemaFromTable, type PanelType } from '../core/schema.js';
 import { normaliseEmail, validateUser } from './insider.js';
+import { json, type Reply, type RequestBody } from './reply.js';
 import type { InsiderAfterStoreMode, InsiderSandboxFaults, InsiderSandboxOptions, ReceivedUser, SandboxStats } from './types.js';
 
 export const INSIDER_MAX_BODY_BYTES = 5_000_000;
 export const INSIDER_MAX_USERS = 1000;
 export const PROFILE_CALL_COST = 2.5;
 const MINUTE_MS = 60_000;
-
-/** A request body as server.ts read it: null when over the limit. */
-export interface InsiderRequestBody {
-  buf: Buffer | null;
-  bytes: number;
-}
-
-/** What server.ts writes back (the same shape as its own replies). */
-export interface InsiderReply {
-  status: number;
-  body: unknown;
-  headers?: Record<string, string>;
-  /** raw text body instead of JSON */
-  text?: string;
-  users?: number;
-  skipHook?: boolean;
-  /** Wait for this before answering (store-then-fault: slow, hold). */
-  before?: Promise<void>;
-  /** Destroy the socket instead of answering (store-then-fault: reset). */
-  destroySocket?: boolean;
-}
 
 export interface InsiderApiContext {
   partnerName: string;
@@ -58,11 +38,11 @@ export interface InsiderApiContext {
 }
 
 export interface InsiderApi {
-  handle(req: IncomingMessage, url: URL, body: InsiderRequestBody): InsiderReply;
+  handle(req: IncomingMessage, url: URL, body: RequestBody): Reply;
   /** A redirect answer for any API while the redirect fault is set. */
-  redirect(url: URL): InsiderReply | null;
+  redirect(url: URL): Reply | null;
   /** `/__sandbox/*` routes of the Insider side; null when the route is not one of them. */
-  control(method: string, url: URL, body: InsiderRequestBody): InsiderReply | Promise<InsiderReply> | null;
+  control(method: string, url: URL, body: RequestBody): Reply | Promise<Reply> | null;
   applyFaults(f: InsiderSandboxFaults): void;
   faultState(): InsiderSandboxFaults;
   received(): ReceivedUser[];
@@ -113,10 +93,6 @@ function headerValue(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
-function json(status: number, body: unknown, headers?: Record<string, string>): InsiderReply {
-  return headers ? { status, body, headers } : { status, body };
-}
-
 function fits(value: unknown, type: PanelType): boolean {
   switch (type) {
     case 'array':
@@ -135,7 +111,7 @@ function shown(value: unknown): unknown {
   return value;
 }
 
-function parseJson(body: InsiderRequestBody): unknown {
+function parseJson(body: RequestBody): unknown {
   if (!body.buf) return undefined;
   try {
     return JSON.parse(body.buf.toString('utf8'));
@@ -238,7 +214,7 @@ export function createInsiderApi(ctx: InsiderApiContext): InsiderApi {
   }
 
   /** The answer Insider gives once the batch is stored, bent by the after-store fault. */
-  function afterStore(reply: InsiderReply, mode: InsiderAfterStoreMode): InsiderReply {
+  function afterStore(reply: Reply, mode: InsiderAfterStoreMode): Reply {
     const meta = { users: reply.users, skipHook: reply.skipHook };
     switch (mode) {
       case 'slow':
@@ -273,7 +249,7 @@ export function createInsiderApi(ctx: InsiderApiContext): InsiderApi {
     }
   }
 
-  function upsert(req: IncomingMessage, body: InsiderRequestBody): InsiderReply {
+  function upsert(req: IncomingMessage, body: RequestBody): Reply {
     const { faults } = ctx;
     const stats = ctx.stats();
     const ct = headerValue(req, 'content-type') ?? '';
@@ -290,7 +266,7 @@ export function createInsiderApi(ctx: InsiderApiContext): InsiderApi {
     if (!isPlainObject(parsed)) return json(400, { error: 'Request data is not in valid JSON format.' });
     const users = parsed.users;
     if (!Array.isArray(users) || users.length === 0) return { ...json(400, { error: 'users must be defined: bad request' }), users: 0 };
-    const meta: Pick<InsiderReply, 'users' | 'skipHook'> = { users: users.length };
+    const meta: Pick<Reply, 'users' | 'skipHook'> = { users: users.length };
     if (typeof parsed.skip_hook === 'boolean') meta.skipHook = parsed.skip_hook;
     if (users.length > INSIDER_MAX_USERS) {
       return { ...json(400, { error: `users count must be less than or equal to ${INSIDER_MAX_USERS}: bad request` }), ...meta };
@@ -324,7 +300,7 @@ export function createInsiderApi(ctx: InsiderApiContext): InsiderApi {
     stats.users.accepted += ok;
     stats.users.rejected += failed;
     stored();
-    const reply: InsiderReply = {
+    const reply: Reply = {
       ...json(200, {
         data: {
           successful: ok > 0 ? { count: ok } : {},
@@ -340,7 +316,7 @@ export function createInsiderApi(ctx: InsiderApiContext): InsiderApi {
     return afterStore(reply, pending.mode);
   }
 
-  function metadata(body: InsiderRequestBody): InsiderReply {
+  function metadata(body: RequestBody): Reply {
     if (!fault.metadataEndpoint) return json(404, { error: 'not found' });
     const parsed = parseJson(body);
     const table = isPlainObject(parsed) ? parsed.table : undefined;
@@ -363,7 +339,7 @@ export function createInsiderApi(ctx: InsiderApiContext): InsiderApi {
     return json(400, { error: 'table must be one of contacts, events: bad request' });
   }
 
-  function profile(body: InsiderRequestBody): InsiderReply {
+  function profile(body: RequestBody): Reply {
     const now = Date.now();
     profileCalls = profileCalls.filter((at) => at > now - MINUTE_MS);
     if ((profileCalls.length + 1) * PROFILE_CALL_COST > quotaTotal) {

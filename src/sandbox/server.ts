@@ -14,6 +14,7 @@ import { SANDBOX_CREDENTIALS } from './data.js';
 import { isRejectedEmail, normaliseEmail } from './insider.js';
 import { createInsiderApi, INSIDER_MAX_BODY_BYTES, INSIDER_MAX_USERS } from './insider-api.js';
 import { STREAM, mix32, mulberry32, type Rng } from './prng.js';
+import { json, type Reply, type RequestBody } from './reply.js';
 import { createYotpoApi, REVIEWS_MAX_COUNT, YOTPO_RATE_LIMIT_HEADERS } from './yotpo-api.js';
 import type { RecordedRequest, Sandbox, SandboxApi, SandboxFaults, SandboxOptions, SandboxStats } from './types.js';
 
@@ -21,24 +22,6 @@ export { INSIDER_MAX_BODY_BYTES, INSIDER_MAX_USERS, REVIEWS_MAX_COUNT };
 const OTHER_MAX_BODY_BYTES = 1_000_000;
 const SECRET_HEADERS = new Set(['x-api-key', 'x-guid', 'x-request-token', 'authorization', 'cookie', 'x-yotpo-token']);
 const APIS: readonly SandboxApi[] = ['loyalty', 'reviews', 'insider'];
-
-interface Reply {
-  status: number;
-  body: unknown;
-  headers?: Record<string, string>;
-  /** raw text body instead of JSON */
-  text?: string;
-  users?: number;
-  skipHook?: boolean;
-  /** Insider store-then-fault (insider-api.ts): wait for this before answering, or drop the socket. */
-  before?: Promise<void>;
-  destroySocket?: boolean;
-}
-
-interface Body {
-  buf: Buffer | null; // null when over the limit
-  bytes: number;
-}
 
 class TokenBucket {
   private tokens: number;
@@ -60,10 +43,6 @@ class TokenBucket {
   }
 }
 
-function json(status: number, body: unknown, headers?: Record<string, string>): Reply {
-  return headers ? { status, body, headers } : { status, body };
-}
-
 function apiOf(path: string): SandboxApi | null {
   if (path.startsWith('/api/v2/')) return 'loyalty';
   if (path === '/oauth/token' || path.startsWith('/v1/apps/')) return 'reviews';
@@ -71,7 +50,7 @@ function apiOf(path: string): SandboxApi | null {
   return null;
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<Body> {
+function readBody(req: IncomingMessage, limit: number): Promise<RequestBody> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let bytes = 0;

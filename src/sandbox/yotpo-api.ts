@@ -31,21 +31,9 @@ import { EARLIEST_LAST_SEEN_MS, customerAnniversary, customerAt, customerEmail, 
 import { normaliseEmail } from './insider.js';
 import { STREAM, mix32 } from './prng.js';
 import type { LoyaltyCursorFault, ReviewsListFault, SandboxStats, YotpoSandboxFaults } from './types.js';
+import { json, type Reply, type RequestBody } from './reply.js';
 
 export const REVIEWS_MAX_COUNT = 100;
-
-/** A request body as server.ts read it: null when over the limit. */
-export interface YotpoRequestBody {
-  buf: Buffer | null;
-  bytes: number;
-}
-
-/** What server.ts writes back (the same shape as its own replies). */
-export interface YotpoReply {
-  status: number;
-  body: unknown;
-  headers?: Record<string, string>;
-}
 
 export interface YotpoApiContext {
   seed: number;
@@ -61,8 +49,8 @@ export interface YotpoApiContext {
 }
 
 export interface YotpoApi {
-  loyalty(req: IncomingMessage, url: URL): YotpoReply;
-  reviews(req: IncomingMessage, url: URL, body: YotpoRequestBody): YotpoReply;
+  loyalty(req: IncomingMessage, url: URL): Reply;
+  reviews(req: IncomingMessage, url: URL, body: RequestBody): Reply;
   /** Invalidates every issued utoken, so the next data call gets 401. */
   expireTokens(): void;
   applyFaults(faults: YotpoSandboxFaults): void;
@@ -88,10 +76,6 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 function headerValue(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v.join(', ') : v;
-}
-
-function json(status: number, body: unknown, headers?: Record<string, string>): YotpoReply {
-  return headers ? { status, body, headers } : { status, body };
 }
 
 /** Positive integer query parameter: `def` when absent, null when malformed. */
@@ -225,7 +209,7 @@ export function createYotpoApi(ctx: YotpoApiContext): YotpoApi {
     return out;
   };
 
-  function loyalty(req: IncomingMessage, url: URL): YotpoReply {
+  function loyalty(req: IncomingMessage, url: URL): Reply {
     if (headerValue(req, 'x-guid') !== creds.loyaltyGuid || headerValue(req, 'x-api-key') !== creds.loyaltyApiKey) {
       return json(401, { error: 'unauthorized' });
     }
@@ -287,7 +271,7 @@ export function createYotpoApi(ctx: YotpoApiContext): YotpoApi {
   }
 
   // ---- reviews ------------------------------------------------------------------------------
-  function reviews(req: IncomingMessage, url: URL, body: YotpoRequestBody): YotpoReply {
+  function reviews(req: IncomingMessage, url: URL, body: RequestBody): Reply {
     if (url.pathname === '/oauth/token') {
       if (req.method !== 'POST') return json(404, { error: 'not found' });
       const f = body.buf ? parseForm(body.buf, headerValue(req, 'content-type')) : null;
