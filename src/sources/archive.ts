@@ -153,7 +153,7 @@ function* lineItems(
 ): Generator<Item<ForwardTag>> {
   const seq = plan.position.next();
   ctx.summary.events.read++;
-  const read = readEventLine(line, seq, { ...plan.lineOptions, now: new Date() }, ctx);
+  const read = readEventLine(line, seq, { ...plan.lineOptions, now: new Date() }, ctx.warnings);
   if ('kind' in read) {
     if (read.kind === 'reject')
       yield {
@@ -177,7 +177,7 @@ async function* releasedEvents(ctx: RunContext, plan: ForwardPlan): AsyncGenerat
   const end = plan.position.current;
   for await (const { line, position } of tailArchive(plan.dir, undefined, { follow: false, durable: plan.durable })) {
     if (position.file > end.file || (position.file === end.file && position.offset > end.offset)) break;
-    const read = readEventLine(line, 0, { ...plan.lineOptions, now: new Date() }, { ...ctx, warnings: new Map() });
+    const read = readEventLine(line, 0, { ...plan.lineOptions, now: new Date() });
     if ('kind' in read || ledger.stateOf(read.ref.key) !== 'released') continue;
     chunk.add(read);
     if (chunk.users >= plan.batchSize) yield* tagged(chunk.flush(ledger));

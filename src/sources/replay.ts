@@ -51,7 +51,7 @@ export async function* replaySource(ctx: RunContext, plan: ReplayPlan): AsyncGen
   for await (const { lineNumber, text } of readLines(plan.path)) {
     if (ctx.signal.aborted) return;
     if (text.trim() === '') continue;
-    const read = readEventLine(text, lineNumber, plan.lineOptions, { ...ctx, warnings: new Map() });
+    const read = readEventLine(text, lineNumber, plan.lineOptions);
     if ('kind' in read) continue;
     if (filterReason(read, plan.filters) !== null || seenFirst.has(read.ref.key) || !sendable(read)) continue;
     seenFirst.add(read.ref.key);
@@ -73,7 +73,7 @@ export async function* replaySource(ctx: RunContext, plan: ReplayPlan): AsyncGen
     if (text.trim() === '') continue;
     ctx.summary.events.read++;
     ctx.reserveAuditLine(lineNumber);
-    const read = readEventLine(text, lineNumber, plan.lineOptions, ctx);
+    const read = readEventLine(text, lineNumber, plan.lineOptions, ctx.warnings);
     if ('kind' in read) {
       yield read;
       continue;

@@ -6,7 +6,6 @@
 import { toInsiderUser, type FieldWarnings, type FlatAttributes, type InsiderEvent } from '../core/transform.js';
 import { parseWebhookLine, type ReplayOptions as LineOptions } from '../core/webhook.js';
 import type { Item } from '../pipeline/items.js';
-import type { RunContext } from '../pipeline/run-pipeline.js';
 import type { EventRef, Ledger, Reservation, ResendChoice } from '../state/ledger.js';
 import { eventAudit, type EventAuditInput } from './audit-rows.js';
 
@@ -60,11 +59,11 @@ export function auditInput(queued: QueuedEvent): EventAuditInput {
   };
 }
 
-/** Parses one line into an item (reject, skip) or a queued event. */
-export function readEventLine(text: string, line: number, options: LineOptions, ctx: RunContext): Item<EventTag> | QueuedEvent {
+/** Parses one line into an item (reject, skip) or a queued event; its field warnings join `runWarnings` (none: a look-ahead pass). */
+export function readEventLine(text: string, line: number, options: LineOptions, runWarnings?: FieldWarnings): Item<EventTag> | QueuedEvent {
   const omitted: FieldWarnings = new Map();
   const parsed = parseWebhookLine(text, options, omitted);
-  for (const [key, count] of omitted) ctx.warnings.set(key, (ctx.warnings.get(key) ?? 0) + count);
+  if (runWarnings) for (const [key, count] of omitted) runWarnings.set(key, (runWarnings.get(key) ?? 0) + count);
   if (parsed.kind === 'rejected') {
     return {
       kind: 'reject',
