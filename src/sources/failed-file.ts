@@ -9,7 +9,7 @@ import { readLines } from '../io/lines.js';
 import type { Item } from '../pipeline/items.js';
 import type { RunContext } from '../pipeline/run-pipeline.js';
 import type { EventRef, Reservation } from '../state/ledger.js';
-import { describeAccount, type Account } from '../state/store.js';
+import { describeAccount, sameAccount, type Account } from '../state/store.js';
 import { userAudit } from './audit-rows.js';
 
 export interface FailedLine {
@@ -161,11 +161,4 @@ function itemFor(record: FailedLine, verdicts: ReadonlyMap<string, Reservation>,
     events: keep.map(({ ref }) => ref),
     audit: userAudit(email, sent, 'retry'),
   };
-}
-
-function sameAccount(a: Account, b: Account): boolean {
-  return (
-    a.partner.toLowerCase() === b.partner.toLowerCase() &&
-    a.url.replace(/\/+$/, '').toLowerCase() === b.url.replace(/\/+$/, '').toLowerCase()
-  );
 }

@@ -41,7 +41,8 @@ function normaliseAccount(account: Account): Account {
   return { partner: account.partner.trim().toLowerCase(), url: account.url.replace(/\/+$/, '').toLowerCase() };
 }
 
-function sameAccount(a: Account, b: Account): boolean {
+/** The same Insider account, whatever the case of the partner or a trailing slash of the URL. */
+export function sameAccount(a: Account, b: Account): boolean {
   const x = normaliseAccount(a);
   const y = normaliseAccount(b);
   return x.partner === y.partner && x.url === y.url;
